@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Assemble the kernel work tree: base + patches/linux/series applied in
+# order (one commit each) + our own files copied in at their paths (one
+# last commit).  Only files whose content changes are rewritten, so an
+# unchanged file keeps its mtime and Kbuild rebuilds only what changed.
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+"$FPB_REPO/scripts/base.sh"
+cd "$LINUX_TREE"
+
+if [ "${FORCE:-0}" != 1 ] && [ -n "$(git status --porcelain)" ]; then
+	git status --short | head -20 >&2
+	die "$LINUX_TREE has edits that are not in the repository:
+  make refresh      turns them into patches and files of the repo
+  make assemble FORCE=1   throws them away"
+fi
+
+# Our own files: every file of the repo under KERNEL_PATHS (untracked
+# ones too, so that a new file is tried before it is committed).
+# shellcheck disable=SC2086
+files=$(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS)
+
+export GIT_AUTHOR_NAME=assemble GIT_AUTHOR_EMAIL=assemble@localhost
+export GIT_COMMITTER_NAME=assemble GIT_COMMITTER_EMAIL=assemble@localhost
+export GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z"
+idx=$LINUX_TREE/.git/assemble-index
+export GIT_INDEX_FILE=$idx
+trap 'rm -f "$idx"' EXIT
+
+git read-tree base
+head=$(git rev-parse base)
+series=$FPB_REPO/patches/linux/series
+if [ -f "$series" ]; then
+	while read -r p _; do
+		case $p in ''|'#'*) continue ;; esac
+		f=$FPB_REPO/patches/linux/$p
+		[ -f "$f" ] || die "series names $p, which does not exist"
+		git apply --cached --whitespace=nowarn "$f" ||
+			die "patch $p does not apply (after the patches above it in series)"
+		subject=$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\?//p' "$f" | head -1)
+		head=$(git commit-tree "$(git write-tree)" -p "$head" \
+			-m "${subject:-$p}" -m "patch: $p")
+	done < "$series"
+fi
+
+if [ -n "$files" ]; then
+	while read -r f; do
+		if git cat-file -e "base:$f" 2>/dev/null; then
+			die "$f exists upstream: change it with a patch in patches/linux/"
+		fi
+		[ -x "$FPB_REPO/$f" ] && mode=100755 || mode=100644
+		printf '%s %s\t%s\n' "$mode" \
+			"$(git hash-object -w "$FPB_REPO/$f")" "$f"
+	done <<< "$files" | git update-index --add --index-info
+	head=$(git commit-tree "$(git write-tree)" -p "$head" -m "our files")
+fi
+
+unset GIT_INDEX_FILE
+if [ "$(git rev-parse HEAD)" != "$head" ]; then
+	git checkout -q -f --detach "$head"
+	git clean -q -fd
+fi
+echo "assembled $LINUX_TREE at $(git rev-parse --short HEAD)"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Configure and build a kernel from the assembled tree.
+#   kernel.sh BUILD_NAME FRAGMENT... [-- MAKE_TARGET...]
+# The .config is tinyconfig + the fragments; it is regenerated only when a
+# fragment or a Kconfig file changes, and every option a fragment asks for
+# must survive olddefconfig.
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+name=$1; shift
+frags=() targets=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do frags+=("$(readlink -f "$1")"); shift; done
+[ $# -gt 0 ] && shift && targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(bzImage)
+
+out=$KBUILD_DIR/$name
+mkdir -p "$out"
+kmake=(make -C "$LINUX_TREE" O="$out" LOCALVERSION= -j"$(nproc)" -s)
+
+# Print each option of the fragments that the final .config does not honour.
+config_mismatches() {
+	local config=$1 line sym got; shift
+	grep -hE '^(CONFIG_[A-Z0-9_]+=|# CONFIG_[A-Z0-9_]+ is not set)' "$@" |
+	while read -r line; do
+		sym=${line#\# }; sym=${sym%% *}; sym=${sym%%=*}
+		got=$(grep -E "^$sym=" "$config" || true)
+		case $line in
+		*=n|'# '*) [ -z "$got" ] || echo "  $sym: wanted n, got $got" ;;
+		*)	   [ "$got" = "$line" ] || echo "  $line: got ${got:-unset}" ;;
+		esac
+	done
+}
+
+key=$( { cat "${frags[@]}"; git -C "$LINUX_TREE" ls-tree -r HEAD |
+	 grep -E '/Kconfig[^/]*$|	Kconfig$'; } | sha256sum | cut -c1-16)
+if [ "$(cat "$out/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$out/.config" ]; then
+	step "configure $name: tinyconfig + ${frags[*]##*/}"
+	"${kmake[@]}" tinyconfig >/dev/null
+	"$LINUX_TREE/scripts/kconfig/merge_config.sh" -m -O "$out" \
+		"$out/.config" "${frags[@]}" >/dev/null
+	"${kmake[@]}" olddefconfig >/dev/null
+	bad=$(config_mismatches "$out/.config" "${frags[@]}")
+	[ -z "$bad" ] || { rm -f "$out/.config-key"; die "config $name does not honour the fragments (a dependency is missing?):
+$bad"; }
+	echo "$key" > "$out/.config-key"
+fi
+
+step "build $name: ${targets[*]}"
+export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
+export KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=fpb KBUILD_BUILD_HOST=fpb
+"${kmake[@]}" CC="ccache gcc" "${targets[@]}" || die "kernel build $name failed"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Review gates on our kernel changes, one TAP line per check:
+#   checkpatch.pl --strict on each patch of patches/linux/series and on
+#   each of our own files; kernel-doc on our C files; sparse (C=2) and W=1
+#   on every C file we add (no warning allowed) or patch (no warning that
+#   the base does not have).
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+n=0 failed=0
+tap() { # tap STATUS NAME [DETAILS]
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n $2"
+	else
+		echo "not ok $n $2"; failed=$((failed + 1))
+		[ -z "${3:-}" ] || printf '%s\n' "$3" | head -40 | sed 's/^/# /'
+	fi
+}
+run_check() { # run_check NAME CMD... : ok iff CMD succeeds and prints nothing
+	local name=$1 out rc=0; shift
+	out=$("$@" 2>&1) || rc=$?
+	[ -z "$out" ] || [ $rc -ne 0 ] || rc=1
+	tap $rc "$name" "$out"
+}
+
+cd "$LINUX_TREE"
+series=$FPB_REPO/patches/linux/series
+patches=$(grep -v '^\s*\(#\|$\)' "$series" 2>/dev/null | awk '{print $1}' || true)
+# shellcheck disable=SC2086
+ours=$(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS)
+touched=$(git diff --name-only base HEAD -- '*.c' | grep -vxF -f <(printf '%s\n' "$ours") || true)
+
+echo "TAP version 13"
+for p in $patches; do
+	run_check "checkpatch --strict patches/linux/$p" \
+		scripts/checkpatch.pl --strict --quiet --no-summary "$FPB_REPO/patches/linux/$p"
+done
+for f in $ours; do
+	case $f in *.c|*.h|Kconfig*|*/Kconfig*|*/Makefile|*.rst|*.sh) ;; *) continue ;; esac
+	run_check "checkpatch --strict $f" \
+		scripts/checkpatch.pl --strict --quiet --no-summary -f "$f"
+	case $f in *.c|*.h) run_check "kernel-doc $f" scripts/kernel-doc -none -Wall "$f" ;; esac
+done
+
+# sparse and W=1: compile each C file of ours and each patched C file that
+# the guest configuration builds.
+guest=$KBUILD_DIR/guest
+kmake=(make -C "$LINUX_TREE" O="$guest" LOCALVERSION= -s C=2 W=1)
+warnings() { # warnings BUILD_TREE BUILD_DIR OBJ: the compiler and sparse lines, sans line numbers
+	make -C "$1" O="$2" LOCALVERSION= -s C=2 W=1 "$3" 2>&1 |
+		grep -E 'warning:|error:' | sed -E 's/:[0-9]+:[0-9]+:/:/' | sort || true
+}
+for f in $ours $touched; do
+	case $f in *.c) ;; *) continue ;; esac
+	obj=${f%.c}.o
+	if [ ! -f "$guest/$obj" ]; then
+		echo "ok $((n + 1)) sparse and W=1 $f # SKIP not built by configs/guest.config"
+		n=$((n + 1)); continue
+	fi
+	touch "$f"
+	new=$(warnings "$LINUX_TREE" "$guest" "$obj")
+	if grep -qxF "$f" <<< "$touched" && [ -n "$new" ]; then
+		# Compare with the same file in the base tree, built alike.
+		base=$FPB_CACHE/linux-base
+		[ -d "$base" ] || git worktree add -q --detach "$base" base
+		mkdir -p "$KBUILD_DIR/base-lint" && cp "$guest/.config" "$KBUILD_DIR/base-lint/.config"
+		make -C "$base" O="$KBUILD_DIR/base-lint" LOCALVERSION= -s olddefconfig prepare >/dev/null 2>&1
+		old=$(warnings "$base" "$KBUILD_DIR/base-lint" "$obj")
+		new=$(comm -23 <(printf '%s\n' "$new") <(printf '%s\n' "$old"))
+	fi
+	[ -z "$new" ] && tap 0 "sparse and W=1 $f" || tap 1 "sparse and W=1 $f" "$new"
+done
+echo "1..$n"
+[ "$failed" = 0 ]

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Install everything the build, the guests and the tests need, from
+# Debian's mirror only, at pinned versions.  Idempotent; runs as root.
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+. "$here/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "setup must run as root (it installs Debian packages)"
+
+sources=/etc/apt/sources.list.d/free-page-bitmap-backports.sources
+want="Types: deb deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+stamp=$FPB_CACHE/apt-updated
+if [ ! -f "$sources" ] || [ "$(cat "$sources")" != "$want" ]; then
+	step "enable bookworm-backports (deb and deb-src)"
+	printf '%s\n' "$want" > "$sources"
+	rm -f "$stamp"
+fi
+
+# Pinned versions.  To re-pin, pick a version from `apt-cache policy PKG`,
+# edit it here and, for the kernel, LINUX_SUBLEVEL in scripts/lib.sh.
+pinned=(
+	"linux-source-6.12=$LINUX_DEB_VERSION"
+	"qemu-system-x86=$QEMU_DEB_VERSION"
+)
+# Unpinned build and test tools from bookworm itself.
+tools=(
+	build-essential flex bison bc libelf-dev libssl-dev cpio ccache sparse
+	dwarves kmod rsync python3 perl busybox-static xz-utils git
+	libnuma-dev libcap-dev
+)
+
+missing=()
+for p in "${pinned[@]}"; do
+	name=${p%%=*} ver=${p#*=}
+	have=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+	[ "$have" = "install ok installed $ver" ] || missing+=("$p")
+done
+for p in "${tools[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && { echo "setup: all packages present"; exit 0; }
+
+mkdir -p "$FPB_CACHE"
+if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360)" ]; then
+	step "apt-get update"
+	apt-get update -q >/dev/null || die "apt-get update failed"
+	touch "$stamp"
+fi
+for p in "${pinned[@]}"; do
+	name=${p%%=*} ver=${p#*=}
+	apt-cache madison "$name" | awk -F'|' '{gsub(/ /,"",$2); print $2}' |
+		grep -qxF "$ver" ||
+		die "pinned $name $ver is not on the mirror; pick one of:
+$(apt-cache madison "$name" | head -5)
+and edit the pin in scripts/lib.sh"
+done
+tools_missing=() pinned_missing=()
+for p in "${missing[@]}"; do
+	case $p in *=*) pinned_missing+=("$p") ;; *) tools_missing+=("$p") ;; esac
+done
+export DEBIAN_FRONTEND=noninteractive
+if [ ${#tools_missing[@]} -gt 0 ]; then
+	step "apt-get install ${tools_missing[*]}"
+	apt-get install -y -q --no-install-recommends "${tools_missing[@]}" >/dev/null ||
+		die "apt-get install failed (see above)"
+fi
+if [ ${#pinned_missing[@]} -gt 0 ]; then
+	# QEMU 10 and its dependencies come from backports.
+	step "apt-get install ${pinned_missing[*]}"
+	apt-get install -y -q --no-install-recommends -t bookworm-backports \
+		"${pinned_missing[@]}" >/dev/null ||
+		die "apt-get install failed (see above)"
+fi
+echo "setup: installed ${#missing[@]} package(s)"
