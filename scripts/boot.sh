@@ -23,7 +23,8 @@ done
 [ -f "$kernel" ] || die "boot: no kernel at '$kernel' (make kernel)"
 [ -f "$initrd" ] || die "boot: no initramfs at '$initrd'"
 [ -n "$run" ] || die "boot: --run names no guest test"
-log=${log:-$(mktemp "$FPB_CACHE/boot.XXXXXX.log")}
+mkdir -p "$FPB_CACHE/logs"
+log=${log:-$(mktemp "$FPB_CACHE/logs/boot.XXXXXX.log")}
 
 release=$(file -b "$kernel" | sed -n 's/.*version \([^ ]*\) .*/\1/p')
 set +e
@@ -41,7 +42,7 @@ if [ -n "$result" ]; then
 	exit "$result"
 fi
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-	what=$(grep -o '# fpb-guest: running .*' "$log" | tail -1)
+	what=$(grep -o '# fpb-guest: running .*' "$log" | tail -1 || true)
 	echo "boot: guest hung: no result after ${timeout}s (${what:-before /init ran any test})" >&2
 elif grep -q 'Kernel panic' "$log"; then
 	echo "boot: guest kernel panicked: $(grep -m1 'Kernel panic' "$log")" >&2
