@@ -14,10 +14,13 @@ SELFTESTS_OUT := $(FPB_CACHE)/build/selftests
 
 # Guest kernel configuration: tinyconfig plus these fragments.
 GUEST_CONFIGS := configs/guest.config
-# KUnit suites run by `make kunit` (.kunitconfig files or their dirs).
-KUNIT_CONFIGS := $(LINUX)/lib/kunit/.kunitconfig
+# KUnit suites run by `make kunit` (.kunitconfig files or their dirs),
+# and extra boots of the same kernel as 'KERNEL_ARGS:SUITE_GLOB'.
+KUNIT_CONFIGS := mm/tests
+KUNIT_BOOTS := init_on_free=1:free_page_bitmap_refusal \
+	page_poison=1:free_page_bitmap_refusal
 # mm selftests built statically and run in the guest by `make selftest`.
-SELFTESTS := madv_populate
+SELFTESTS := free_page_bitmap madv_populate
 
 # What `make check` runs, in order.
 CHECKS := lint kunit boot selftest
@@ -59,7 +62,7 @@ boot: kernel $(FPB_CACHE)/initramfs-boot.cpio.gz
 		--run boot --log $(FPB_CACHE)/logs/boot-console.log
 
 kunit: assemble
-	@scripts/kunit.sh $(KUNIT_CONFIGS)
+	@scripts/kunit.sh $(KUNIT_CONFIGS) $(addprefix --boot ,$(KUNIT_BOOTS))
 
 selftest: kernel
 	@scripts/selftests.sh $(SELFTESTS_OUT) $(SELFTESTS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Assemble the kernel work tree: base + patches/linux/series applied in
-# order (one commit each) + our own files copied in at their paths (one
-# last commit).  Only files whose content changes are rewritten, so an
+# order (one commit each) + our MAINTAINERS entry filed in (one commit) +
+# our own files copied in at their paths (one last commit).  Only files whose content changes are rewritten, so an
 # unchanged file keeps its mtime and Kbuild rebuilds only what changed.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -42,6 +42,15 @@ if [ -f "$series" ]; then
 		head=$(git commit-tree "$(git write-tree)" -p "$head" \
 			-m "${subject:-$p}" -m "patch: $p")
 	done < "$series"
+fi
+
+# The MAINTAINERS entry is a snippet, filed in alphabetical order.
+if [ -f "$FPB_REPO/MAINTAINERS" ]; then
+	blob=$(git cat-file blob :MAINTAINERS |
+	       awk -v SNIPPET="$FPB_REPO/MAINTAINERS" -f "$FPB_REPO/scripts/maintainers-insert.awk" |
+	       git hash-object -w --stdin) || die "cannot file the MAINTAINERS entry"
+	git update-index --cacheinfo "100644,$blob,MAINTAINERS"
+	head=$(git commit-tree "$(git write-tree)" -p "$head" -m "MAINTAINERS: add our entry")
 fi
 
 if [ -n "$files" ]; then

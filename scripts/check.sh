@@ -16,11 +16,14 @@ count_tap() { # count_tap LOG -> "pass fail skip"
 		if ($0 ~ /# *(SKIP|skip)/) s++; else if ($1 == "ok") p++; else f++
 	     } END { printf "%d %d %d\n", p, f, s }' "$1"
 }
-count_kunit() { # kunit.py: "Ran N tests: passed: A, failed: B, crashed: C, skipped: D"
-	local line
-	line=$(grep -E 'Testing complete\. Ran [0-9]+ tests' "$1" | tail -1)
-	get() { grep -oE "$1: [0-9]+" <<< "$line" | grep -oE '[0-9]+' || echo 0; }
-	echo "$(get passed) $(( $(get failed) + $(get crashed) + $(get errors) )) $(get skipped)"
+count_kunit() { # kunit.py, per boot: "Ran N tests: passed: A, failed: B, crashed: C, skipped: D"
+	grep -E 'Testing complete\. Ran [0-9]+ tests' "$1" | awk '
+		{ for (i = 1; i <= NF; i++) {
+			k = $i; v = $(i + 1); sub(/,$/, "", v)
+			if (k == "passed:") p += v
+			else if (k == "failed:" || k == "crashed:" || k == "errors:") f += v
+			else if (k == "skipped:") s += v
+		} } END { printf "%d %d %d\n", p, f, s }'
 }
 
 for target in "$@"; do

@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # Run KUnit suites with the kernel's own kunit.py on an SMP x86_64 QEMU
 # guest (TCG).  Arguments are .kunitconfig files or directories holding
-# one; configs/kunit.config is added to them.
+# one; configs/kunit.config is added to them.  Each --boot 'ARGS:GLOB'
+# boots the same kernel once more with kernel arguments ARGS and runs the
+# suites matching GLOB (for cases that need a boot-time setting).
+#   kunit.sh KUNITCONFIG... [--boot 'ARGS:GLOB']...
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-[ $# -gt 0 ] || die "kunit: no .kunitconfig given"
-args=()
-for k in "$@" "$FPB_REPO/configs/kunit.config"; do
-	[ -e "$k" ] || die "kunit: $k does not exist"
-	args+=(--kunitconfig="$(readlink -f "$k")")
+args=() boots=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--boot) boots+=("$2"); shift ;;
+	*) [ -e "$1" ] || die "kunit: $1 does not exist"
+	   args+=(--kunitconfig="$(readlink -f "$1")") ;;
+	esac
+	shift
 done
+[ ${#args[@]} -gt 0 ] || die "kunit: no .kunitconfig given"
+args+=(--kunitconfig="$FPB_REPO/configs/kunit.config")
+common=(--build_dir="$KBUILD_DIR/kunit" --arch=x86_64
+	--qemu_args="-smp 2 -accel tcg" --timeout=900)
 
 export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
 cd "$LINUX_TREE"
 # The python3 on PATH may be a separate install; kunit.py needs only the
 # standard library, Debian's is fine.
-/usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" \
-	--build_dir="$KBUILD_DIR/kunit" --arch=x86_64 --jobs="$(nproc)" \
-	--make_options="CC=ccache gcc" --make_options=LOCALVERSION= \
-	--qemu_args="-smp 2 -accel tcg" --timeout=900
+/usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" "${common[@]}" \
+	--jobs="$(nproc)" --make_options="CC=ccache gcc" --make_options=LOCALVERSION=
+for b in ${boots[@]+"${boots[@]}"}; do
+	step "kunit: boot again with '${b%%:*}', suites ${b#*:}"
+	/usr/bin/python3 tools/testing/kunit/kunit.py exec "${common[@]}" \
+		--kernel_args="${b%%:*}" "${b#*:}"
+done

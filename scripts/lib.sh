@@ -22,3 +22,11 @@ KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# "Name <email>" for sign-offs, from git's configuration.
+author() {
+	local name email
+	name=$(git -C "$FPB_REPO" config user.name || true)
+	email=$(git -C "$FPB_REPO" config user.email || true)
+	echo "${name:-Free page bitmap developers} <${email:-fpb@localhost}>"
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Review gates on our kernel changes, one TAP line per check:
 #   checkpatch.pl --strict on each patch of patches/linux/series and on
-#   each of our own files; kernel-doc on our C files; sparse (C=2) and W=1
+#   the whole change; kernel-doc on our C files; sparse (C=2) and W=1
 #   on every C file we add (no warning allowed) or patch (no warning that
 #   the base does not have).
 set -euo pipefail
@@ -24,6 +24,9 @@ run_check() { # run_check NAME CMD... : ok iff CMD succeeds and prints nothing
 	tap $rc "$name" "$out"
 }
 
+# checkpatch runs scripts/spdxcheck.py with the python3 on PATH, which
+# must be Debian's (it has python3-ply).
+export PATH=/usr/bin:$PATH
 cd "$LINUX_TREE"
 series=$FPB_REPO/patches/linux/series
 patches=$(grep -v '^\s*\(#\|$\)' "$series" 2>/dev/null | awk '{print $1}' || true)
@@ -31,15 +34,23 @@ patches=$(grep -v '^\s*\(#\|$\)' "$series" 2>/dev/null | awk '{print $1}' || tru
 ours=$(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS)
 touched=$(git diff --name-only base HEAD -- '*.c' | grep -vxF -f <(printf '%s\n' "$ours") || true)
 
+ignore=$(grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/checkpatch-exceptions" 2>/dev/null | paste -sd, || true)
+checkpatch=(scripts/checkpatch.pl --strict --quiet --no-summary ${ignore:+--ignore "$ignore"})
+
 echo "TAP version 13"
 for p in $patches; do
 	run_check "checkpatch --strict patches/linux/$p" \
-		scripts/checkpatch.pl --strict --quiet --no-summary "$FPB_REPO/patches/linux/$p"
+		"${checkpatch[@]}" "$FPB_REPO/patches/linux/$p"
 done
+# All of it as one diff, as a reviewer applying the series sees it: a
+# boot parameter is documented by a patch, new files are named in
+# MAINTAINERS (checkpatch sees that in the diffstat).
+run_check "checkpatch --strict on the whole change (base..assembled tree)" \
+	bash -c '{ printf "From: %s\nSubject: [PATCH] all of it\n\nThe whole change, for review.\n\n" "$0"
+		  printf "Signed-off-by: %s\n---\n" "$0"
+		  git diff --stat --patch base HEAD; } | "$@" -' \
+	"$(author)" "${checkpatch[@]}"
 for f in $ours; do
-	case $f in *.c|*.h|Kconfig*|*/Kconfig*|*/Makefile|*.rst|*.sh) ;; *) continue ;; esac
-	run_check "checkpatch --strict $f" \
-		scripts/checkpatch.pl --strict --quiet --no-summary -f "$f"
 	case $f in *.c|*.h) run_check "kernel-doc $f" scripts/kernel-doc -none -Wall "$f" ;; esac
 done
 
@@ -47,9 +58,9 @@ done
 # the guest configuration builds.
 guest=$KBUILD_DIR/guest
 kmake=(make -C "$LINUX_TREE" O="$guest" LOCALVERSION= -s C=2 W=1)
-warnings() { # warnings BUILD_TREE BUILD_DIR OBJ: the compiler and sparse lines, sans line numbers
+warnings() { # warnings TREE BUILD_DIR OBJ: compiler and sparse lines, sans tree and line numbers
 	make -C "$1" O="$2" LOCALVERSION= -s C=2 W=1 "$3" 2>&1 |
-		grep -E 'warning:|error:' | sed -E 's/:[0-9]+:[0-9]+:/:/' | sort || true
+		grep -E 'warning:|error:' | sed -E "s|$1/||; s/:[0-9]+(:[0-9]+)?:/:/" | sort || true
 }
 for f in $ours $touched; do
 	case $f in *.c) ;; *) continue ;; esac

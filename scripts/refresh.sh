@@ -5,7 +5,8 @@
 #   - an edited upstream file goes back into the last patch of the series
 #     that touches it (its hunks for that file are regenerated; its
 #     message is kept).  An upstream file no patch touches is refused
-#     unless PATCH=name.patch says where it belongs.
+#     unless PATCH=name.patch says where it belongs (a new patch at the
+#     end of the series if that file does not exist yet).
 # Afterwards the tree is re-assembled from the repository and is clean.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -13,6 +14,17 @@ set -euo pipefail
 cd "$LINUX_TREE"
 changes=$(git status --porcelain --untracked-files=all | cut -c4-)
 [ -n "$changes" ] || { echo "refresh: no edits in $LINUX_TREE"; exit 0; }
+
+# Start a new patch at the end of the series, with a message to edit.
+new_patch() {
+	local who
+	who=$(author)
+	mkdir -p "$FPB_REPO/patches/linux"
+	printf 'From: %s\nSubject: [PATCH] subsystem: say what it does\n\nSay why first, then what.\n\nSigned-off-by: %s\n---\n' \
+		"$who" "$who" > "$FPB_REPO/patches/linux/$1"
+	echo "$1" >> "$FPB_REPO/patches/linux/series"
+	echo "refresh: started patches/linux/$1 at the end of series; edit its message"
+}
 
 declare -A regen	# patch file -> space-separated upstream files edited
 under_ours() { local d; for d in $KERNEL_PATHS; do case $1 in "$d"/*) return 0 ;; esac; done; return 1; }
@@ -28,13 +40,18 @@ while read -r f; do
 		fi
 		continue
 	fi
+	[ "$f" != MAINTAINERS ] ||
+		die "MAINTAINERS: edit our entry in the repository's MAINTAINERS snippet instead"
 	# Upstream file: the last patch commit that touched it owns the edit.
 	owner=$(git log -1 --format=%b base..HEAD -- "$f" | sed -n 's/^patch: //p')
 	if [ -z "$owner" ]; then
 		[ -n "${PATCH:-}" ] ||
 			die "$f is an upstream file no patch touches: run make refresh PATCH=name.patch (it must be in series)"
-		grep -qE "^$PATCH(\s|$)" "$FPB_REPO/patches/linux/series" ||
-			die "PATCH=$PATCH is not in patches/linux/series"
+		if [ ! -f "$FPB_REPO/patches/linux/$PATCH" ]; then
+			new_patch "$PATCH"
+		elif ! grep -qE "^$PATCH(\s|$)" "$FPB_REPO/patches/linux/series"; then
+			die "PATCH=$PATCH exists but is not in patches/linux/series"
+		fi
 		owner=$PATCH
 	fi
 	regen[$owner]+="$f "

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef _LINUX_FREE_PAGE_BITMAP_H
+#define _LINUX_FREE_PAGE_BITMAP_H
+
+#include <linux/types.h>
+
+/**
+ * struct free_page_bitmap_range - the free page bitmap of one zone
+ * @start_pfn: first page frame covered, aligned to the granule
+ * @nr_bits: number of granules covered
+ * @nr_pages: number of pages that hold the bitmap
+ * @pfns: frame numbers of those pages, in bitmap order
+ *
+ * Bit i of the bitmap (byte i / 8, bit i % 8, least significant first) is
+ * set only while the 2^granule_order pages at @start_pfn + (i <<
+ * granule_order) lie in a block on a buddy free list.  The pages holding
+ * the bitmap need not be contiguous.
+ */
+struct free_page_bitmap_range {
+	unsigned long start_pfn;
+	unsigned long nr_bits;
+	unsigned long nr_pages;
+	const unsigned long *pfns;
+};
+
+/**
+ * struct free_page_bitmap_layout - all bitmaps, as published to a client
+ * @granule_order: log2 of the number of pages one bit stands for
+ * @seq: layout sequence count, even; advances with every new layout
+ * @nr_ranges: number of entries in @ranges, one per zone
+ * @ranges: the zones' bitmaps; their spans may overlap, a page's bit is
+ *	    set only in its own zone's bitmap
+ */
+struct free_page_bitmap_layout {
+	unsigned int granule_order;
+	unsigned long seq;
+	unsigned int nr_ranges;
+	const struct free_page_bitmap_range *ranges;
+};
+
+/**
+ * struct free_page_bitmap_client - the one consumer of the bitmaps
+ * @update: called in process context with the layout when tracking
+ *	    becomes active or its layout changes, and with %NULL before the
+ *	    bits stop being maintained or their memory is freed.  The layout
+ *	    stays valid until the next call.  It runs under the bitmap's
+ *	    locks and must not call back into this API.
+ */
+struct free_page_bitmap_client {
+	void (*update)(struct free_page_bitmap_client *client,
+		       const struct free_page_bitmap_layout *layout);
+};
+
+int free_page_bitmap_register(struct free_page_bitmap_client *client);
+void free_page_bitmap_unregister(struct free_page_bitmap_client *client);
+void free_page_bitmap_host_request(struct free_page_bitmap_client *client,
+				   bool track);
+
+#endif /* _LINUX_FREE_PAGE_BITMAP_H */

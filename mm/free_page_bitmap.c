@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Free page bitmap: a bitmap per zone of the pages that sit in buddy free
+ * lists, kept exact on every allocation and free, in guest memory that a
+ * hypervisor reads to leave free pages out of a live migration.
+ *
+ * Invariant while tracking is active: a bit is set only if its whole
+ * granule (2^granule_order pages) lies in a block on a buddy free list of
+ * order >= granule_order, and at every release of zone->lock every such
+ * granule's bit is set.  Blocks enter and leave the free lists only in
+ * __add_to_free_list() and __del_page_from_free_list() (moving a block
+ * between lists changes nothing), which call the hooks below under
+ * zone->lock.  Pages on per-cpu lists, guard pages and unaccepted memory
+ * count as allocated: that only leaves bits clear, which is safe.
+ *
+ * The host reads the bits with no lock at all, so the set bits must be a
+ * subset of the free pages at every store, not just at unlock: a block's
+ * bits are cleared before it can be handed out, and virt_wmb() orders the
+ * clear before the new owner's first store to it (a real barrier even on
+ * UP guests, where smp_wmb() is only a compiler barrier).
+ *
+ * Locking: free_page_bitmap_mutex serialises every change of state (mode,
+ * client, layout) and is taken inside cpus_read_lock() and
+ * get_online_mems(), because a build flips a static key and walks struct
+ * pages that memory hot-remove would free; the memory hotplug notifier
+ * runs with both already held.  zone->lock protects zone->free_page_bitmap
+ * and its bits.
+ */
+
+#define pr_fmt(fmt) "free_page_bitmap: " fmt
+
+#include <linux/cpu.h>
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <asm/barrier.h>
+
+#include "internal.h"
+#include "free_page_bitmap.h"
+
+DEFINE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
+/* Serialises changes of mode, client and layout, see above */
+DEFINE_MUTEX(free_page_bitmap_mutex);
+
+enum free_page_bitmap_mode free_page_bitmap_mode = FREE_PAGE_BITMAP_HOST;
+unsigned int free_page_bitmap_granule_order;
+struct free_page_bitmap_stats free_page_bitmap_stats = {
+	.inactive_reason = "waiting for the host",
+};
+
+/* The bitmaps of all zones with a span, as one published layout */
+struct free_page_bitmap_set {
+	/* what the client sees */
+	struct free_page_bitmap_layout layout;
+	/* layout.nr_ranges entries each, in the same order */
+	struct free_page_bitmap_range *ranges;
+	struct free_page_bitmap_zone *zones;
+	/* bitmap memory of all zones */
+	unsigned long bytes;
+};
+
+/* The bitmaps in use, NULL while inactive; free_page_bitmap_mutex */
+static struct free_page_bitmap_set *fpb_set;
+/* The one consumer, and whether its host asked for tracking */
+static struct free_page_bitmap_client *fpb_client;
+static bool fpb_host_wants;
+/* Layout sequence count: even while a layout is published */
+static unsigned long fpb_seq = 1;
+
+/*
+ * Hot path, zone->lock held: a block of @order pages at @pfn was added
+ * to a free list.
+ */
+void __free_page_bitmap_set(struct zone *zone, unsigned long pfn,
+			    unsigned int order)
+{
+	struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
+	unsigned long idx;
+
+	lockdep_assert_held(&zone->lock);
+	if (!fpz || order < fpz->granule_order)
+		return;
+	idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
+	/* Spans only grow in memory hotplug, which rebuilds first. */
+	if (WARN_ON_ONCE(idx >= fpz->nr_bits))
+		return;
+	bitmap_set(fpz->bits, idx, 1U << (order - fpz->granule_order));
+}
+
+/*
+ * Hot path, zone->lock held: a block of @order pages at @pfn leaves the
+ * free lists and may be written as soon as the lock is dropped.
+ */
+void __free_page_bitmap_clear(struct zone *zone, unsigned long pfn,
+			      unsigned int order)
+{
+	struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
+	unsigned long idx;
+
+	lockdep_assert_held(&zone->lock);
+	if (!fpz || order < fpz->granule_order)
+		return;
+	idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
+	if (WARN_ON_ONCE(idx >= fpz->nr_bits))
+		return;
+	bitmap_clear(fpz->bits, idx, 1U << (order - fpz->granule_order));
+	/* The host must see the clear before any store to the block. */
+	virt_wmb();
+}
+
+/**
+ * free_page_bitmap_span() - the pages a zone's bitmap covers
+ * @zone: the zone
+ * @granule_order: log2 of the pages per bit
+ * @start_pfn: returns the zone start rounded down to the granule
+ * @nr_bits: returns the number of granules up to the zone end
+ *
+ * A granule that the zone covers only partly never has its bit set: no
+ * buddy block of the zone can contain it.
+ */
+void free_page_bitmap_span(const struct zone *zone, unsigned int granule_order,
+			   unsigned long *start_pfn, unsigned long *nr_bits)
+{
+	unsigned long start = ALIGN_DOWN(zone->zone_start_pfn, 1UL << granule_order);
+
+	*start_pfn = start;
+	*nr_bits = DIV_ROUND_UP(zone_end_pfn(zone) - start, 1UL << granule_order);
+}
+
+static void fpb_set_free(struct free_page_bitmap_set *set)
+{
+	unsigned int i;
+
+	if (!set)
+		return;
+	for (i = 0; i < set->layout.nr_ranges; i++) {
+		vfree(set->zones[i].bits);
+		kvfree(set->ranges[i].pfns);
+	}
+	kfree(set->zones);
+	kfree(set->ranges);
+	kfree(set);
+}
+
+static int fpb_zone_alloc(struct zone *zone, unsigned int granule_order,
+			  struct free_page_bitmap_zone *fpz,
+			  struct free_page_bitmap_range *range,
+			  unsigned long *total_bytes)
+{
+	unsigned long bytes, i, *pfns;
+
+	fpz->zone = zone;
+	fpz->granule_order = granule_order;
+	free_page_bitmap_span(zone, granule_order, &fpz->start_pfn, &fpz->nr_bits);
+	bytes = BITS_TO_LONGS(fpz->nr_bits) * sizeof(long);
+	fpz->bits = vzalloc(bytes);
+	if (!fpz->bits)
+		return -ENOMEM;
+
+	range->start_pfn = fpz->start_pfn;
+	range->nr_bits = fpz->nr_bits;
+	range->nr_pages = DIV_ROUND_UP(bytes, PAGE_SIZE);
+	pfns = kvmalloc_array(range->nr_pages, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	for (i = 0; i < range->nr_pages; i++)
+		pfns[i] = vmalloc_to_pfn((char *)fpz->bits + i * PAGE_SIZE);
+	range->pfns = pfns;
+	*total_bytes += bytes;
+	return 0;
+}
+
+/* Allocate zeroed bitmaps for every zone that spans pages. */
+static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
+{
+	struct free_page_bitmap_set *set;
+	unsigned int nr = 0, i = 0;
+	struct zone *zone;
+
+	for_each_zone(zone)
+		nr += !!zone->spanned_pages;
+
+	set = kzalloc(sizeof(*set), GFP_KERNEL);
+	if (!set)
+		return NULL;
+	set->zones = kcalloc(nr, sizeof(*set->zones), GFP_KERNEL);
+	set->ranges = kcalloc(nr, sizeof(*set->ranges), GFP_KERNEL);
+	if (!set->zones || !set->ranges)
+		goto fail;
+
+	for_each_zone(zone) {
+		if (!zone->spanned_pages)
+			continue;
+		set->layout.nr_ranges = ++i;
+		if (fpb_zone_alloc(zone, granule_order, &set->zones[i - 1],
+				   &set->ranges[i - 1], &set->bytes))
+			goto fail;
+	}
+	set->layout.granule_order = granule_order;
+	set->layout.ranges = set->ranges;
+	return set;
+fail:
+	fpb_set_free(set);
+	return NULL;
+}
+
+/* Point every zone at its bitmap in @set, or at none. */
+static void fpb_attach(struct free_page_bitmap_set *set)
+{
+	struct zone *zone;
+	unsigned int i;
+
+	for_each_zone(zone) {
+		struct free_page_bitmap_zone *fpz = NULL;
+
+		for (i = 0; set && i < set->layout.nr_ranges; i++)
+			if (set->zones[i].zone == zone)
+				fpz = &set->zones[i];
+		spin_lock_irq(&zone->lock);
+		zone->free_page_bitmap = fpz;
+		spin_unlock_irq(&zone->lock);
+	}
+}
+
+/*
+ * Compute into @expect which granules of the MAX_ORDER_NR_PAGES chunk at
+ * @chunk lie in free buddy blocks of @zone.  zone->lock is held, so the
+ * buddy state of the chunk cannot change; a buddy block never crosses a
+ * chunk, so the chunk alone decides.
+ */
+static void fpb_scan_chunk(struct zone *zone, unsigned long chunk,
+			   unsigned int granule_order, unsigned long *expect)
+{
+	unsigned long pfn = chunk, end = chunk + MAX_ORDER_NR_PAGES;
+
+	lockdep_assert_held(&zone->lock);
+	bitmap_zero(expect, MAX_ORDER_NR_PAGES >> granule_order);
+	while (pfn < end) {
+		struct page *page;
+		unsigned int order;
+
+		/* Holes and offline memory come in whole pageblocks. */
+		if (pageblock_aligned(pfn) && !pfn_to_online_page(pfn)) {
+			pfn += pageblock_nr_pages;
+			continue;
+		}
+		page = pfn_to_page(pfn);
+		if (page_zone(page) != zone || !PageBuddy(page)) {
+			pfn++;
+			continue;
+		}
+		order = buddy_order(page);
+		if (order >= granule_order)
+			bitmap_set(expect, (pfn - chunk) >> granule_order,
+				   1U << (order - granule_order));
+		pfn += 1UL << order;
+	}
+}
+
+/*
+ * Compare a zone's bits with its free lists, chunk by chunk under
+ * zone->lock, so the lock is held for one chunk at a time: a walk over
+ * MAX_ORDER_NR_PAGES struct pages.  With @fix the bits are made exact (a
+ * build), otherwise mismatches are reported (verify).  Either way the
+ * result is exact while allocations go on, as every chunk is looked at
+ * atomically.  Returns the number of wrong bits found.
+ */
+static unsigned long fpb_sync_zone(struct free_page_bitmap_zone *fpz, bool fix)
+{
+	unsigned int g = fpz->granule_order;
+	unsigned long end = fpz->start_pfn + (fpz->nr_bits << g);
+	DECLARE_BITMAP(expect, MAX_ORDER_NR_PAGES);
+	struct zone *zone = fpz->zone;
+	unsigned long chunk, pfn, wrong = 0;
+
+	for (chunk = ALIGN_DOWN(fpz->start_pfn, MAX_ORDER_NR_PAGES); chunk < end;
+	     chunk += MAX_ORDER_NR_PAGES) {
+		unsigned long last = min(chunk + MAX_ORDER_NR_PAGES, end);
+
+		spin_lock_irq(&zone->lock);
+		fpb_scan_chunk(zone, chunk, g, expect);
+		for (pfn = max(chunk, fpz->start_pfn); pfn < last; pfn += 1UL << g) {
+			unsigned long idx = (pfn - fpz->start_pfn) >> g;
+			bool want = test_bit((pfn - chunk) >> g, expect);
+
+			if (test_bit(idx, fpz->bits) == want)
+				continue;
+			wrong++;
+			if (fix)
+				__assign_bit(idx, fpz->bits, want);
+			else
+				pr_err_ratelimited("zone %s pfn %#lx: bit %d but %s\n",
+						   zone->name, pfn, !want,
+						   want ? "free" : "not free");
+		}
+		/* As in __free_page_bitmap_clear(): clears before stores. */
+		virt_wmb();
+		spin_unlock_irq(&zone->lock);
+		cond_resched();
+	}
+	return wrong;
+}
+
+/* Tell the client to stop trusting the published layout. */
+static void fpb_invalidate(void)
+{
+	if (fpb_seq & 1)
+		return;
+	fpb_seq++;
+	if (fpb_client)
+		fpb_client->update(fpb_client, NULL);
+}
+
+static void fpb_publish(void)
+{
+	fpb_set->layout.seq = ++fpb_seq;
+	if (fpb_client)
+		fpb_client->update(fpb_client, &fpb_set->layout);
+}
+
+/*
+ * Replace the bitmaps (if any) by new ones of @granule_order, built from
+ * the buddy free lists while allocations go on: the hooks keep the new
+ * bits a subset of the free pages from the moment a zone points at them,
+ * and the walk then makes each chunk exact.  Nothing changes if the
+ * memory cannot be allocated.
+ */
+static int fpb_build(unsigned int granule_order)
+{
+	struct free_page_bitmap_set *set, *old = fpb_set;
+	ktime_t start = ktime_get();
+	unsigned int i;
+	u64 us;
+
+	lockdep_assert_held(&free_page_bitmap_mutex);
+	lockdep_assert_cpus_held();
+
+	set = fpb_set_alloc(granule_order);
+	if (!set)
+		return -ENOMEM;
+	fpb_invalidate();
+	fpb_attach(set);
+	fpb_set = set;
+	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
+	fpb_set_free(old);
+
+	for (i = 0; i < set->layout.nr_ranges; i++)
+		fpb_sync_zone(&set->zones[i], true);
+
+	us = ktime_us_delta(ktime_get(), start);
+	free_page_bitmap_stats.rebuild_count++;
+	free_page_bitmap_stats.last_rebuild_us = us;
+	free_page_bitmap_stats.max_rebuild_us =
+		max(free_page_bitmap_stats.max_rebuild_us, us);
+	free_page_bitmap_stats.inactive_reason = NULL;
+	free_page_bitmap_stats.bitmap_bytes = set->bytes;
+	fpb_publish();
+	return 0;
+}
+
+static void fpb_teardown(const char *reason)
+{
+	lockdep_assert_held(&free_page_bitmap_mutex);
+	lockdep_assert_cpus_held();
+
+	free_page_bitmap_stats.inactive_reason = reason;
+	if (!fpb_set)
+		return;
+	fpb_invalidate();
+	static_branch_disable_cpuslocked(&free_page_bitmap_enabled);
+	/* Hooks still running hold zone->lock, which fpb_attach() takes. */
+	fpb_attach(NULL);
+	fpb_set_free(fpb_set);
+	fpb_set = NULL;
+	free_page_bitmap_stats.bitmap_bytes = 0;
+}
+
+static const char *fpb_inactive_reason(void)
+{
+	if (free_page_bitmap_mode == FREE_PAGE_BITMAP_NEVER)
+		return "disabled";
+	/* Skipped pages keep stale content: nothing may rely on it. */
+	if (page_poisoning_enabled_static())
+		return "refused: page poisoning relies on free page content";
+	if (want_init_on_free())
+		return "refused: init_on_free relies on free page content";
+	if (free_page_bitmap_mode == FREE_PAGE_BITMAP_HOST &&
+	    !(fpb_client && fpb_host_wants))
+		return "waiting for the host";
+	return NULL;
+}
+
+/* Start or stop tracking as mode, host and environment say. */
+static int fpb_apply(void)
+{
+	const char *reason = fpb_inactive_reason();
+	int err;
+
+	if (reason) {
+		fpb_teardown(reason);
+		return 0;
+	}
+	if (fpb_set)
+		return 0;
+	err = fpb_build(free_page_bitmap_granule_order);
+	if (err) {
+		pr_warn("cannot allocate the bitmaps, tracking stays off\n");
+		free_page_bitmap_stats.inactive_reason = "failed: out of memory";
+	}
+	return err;
+}
+
+/**
+ * free_page_bitmap_lock() - take the locks that every change of state needs
+ *
+ * cpus_read_lock() and get_online_mems() first: a build flips a static key
+ * and walks struct pages; then free_page_bitmap_mutex.
+ */
+void free_page_bitmap_lock(void)
+{
+	cpus_read_lock();
+	get_online_mems();
+	mutex_lock(&free_page_bitmap_mutex);
+}
+
+/**
+ * free_page_bitmap_unlock() - drop what free_page_bitmap_lock() took
+ */
+void free_page_bitmap_unlock(void)
+{
+	mutex_unlock(&free_page_bitmap_mutex);
+	put_online_mems();
+	cpus_read_unlock();
+}
+
+/**
+ * free_page_bitmap_active() - whether the bitmaps are maintained and exact
+ *
+ * Return: true while a layout is published.
+ */
+bool free_page_bitmap_active(void)
+{
+	return !(READ_ONCE(fpb_seq) & 1);
+}
+
+/**
+ * free_page_bitmap_set_mode() - choose when tracking runs
+ * @mode: always, on host request, or never
+ *
+ * Return: 0, or -ENOMEM if tracking should start but cannot; the mode
+ * then stays as it was.
+ */
+int free_page_bitmap_set_mode(enum free_page_bitmap_mode mode)
+{
+	enum free_page_bitmap_mode old;
+	int err;
+
+	free_page_bitmap_lock();
+	old = free_page_bitmap_mode;
+	free_page_bitmap_mode = mode;
+	err = fpb_apply();
+	if (err)
+		free_page_bitmap_mode = old;
+	free_page_bitmap_unlock();
+	return err;
+}
+
+/**
+ * free_page_bitmap_set_granule() - change the pages per bit
+ * @granule_order: log2 of the pages per bit, at most MAX_PAGE_ORDER
+ *
+ * Active bitmaps are rebuilt at the new granule and the client is given
+ * the new layout.
+ *
+ * Return: 0, -EINVAL for a bad order, -ENOMEM if the rebuild cannot
+ * allocate (then nothing changes).
+ */
+int free_page_bitmap_set_granule(unsigned int granule_order)
+{
+	int err = 0;
+
+	if (granule_order > MAX_PAGE_ORDER)
+		return -EINVAL;
+	free_page_bitmap_lock();
+	if (fpb_set && granule_order != free_page_bitmap_granule_order)
+		err = fpb_build(granule_order);
+	if (!err)
+		free_page_bitmap_granule_order = granule_order;
+	free_page_bitmap_unlock();
+	return err;
+}
+
+/**
+ * free_page_bitmap_tracked_pages() - pages whose bits are set
+ *
+ * Return: the number of pages the bitmaps report free, 0 when inactive.
+ */
+unsigned long free_page_bitmap_tracked_pages(void)
+{
+	unsigned long pages = 0;
+	unsigned int i;
+
+	mutex_lock(&free_page_bitmap_mutex);
+	for (i = 0; fpb_set && i < fpb_set->layout.nr_ranges; i++) {
+		struct free_page_bitmap_zone *fpz = &fpb_set->zones[i];
+
+		pages += bitmap_weight(fpz->bits, fpz->nr_bits) << fpz->granule_order;
+	}
+	mutex_unlock(&free_page_bitmap_mutex);
+	return pages;
+}
+
+/**
+ * free_page_bitmap_verify() - cross-check every bitmap with the free lists
+ *
+ * Each mismatch is reported with pr_err (ratelimited).
+ *
+ * Return: the number of wrong bits, 0 when inactive.
+ */
+unsigned long free_page_bitmap_verify(void)
+{
+	unsigned long wrong = 0;
+	unsigned int i;
+
+	free_page_bitmap_lock();
+	for (i = 0; fpb_set && i < fpb_set->layout.nr_ranges; i++)
+		wrong += fpb_sync_zone(&fpb_set->zones[i], false);
+	free_page_bitmap_unlock();
+	return wrong;
+}
+
+/**
+ * free_page_bitmap_register() - become the consumer of the bitmaps
+ * @client: the consumer; @client->update is called at once if a layout is
+ *	    published, and on every change from then on
+ *
+ * Return: 0, or -EBUSY if another client is registered.
+ */
+int free_page_bitmap_register(struct free_page_bitmap_client *client)
+{
+	int err = 0;
+
+	free_page_bitmap_lock();
+	if (fpb_client) {
+		err = -EBUSY;
+	} else {
+		fpb_client = client;
+		fpb_host_wants = false;
+		if (free_page_bitmap_active())
+			client->update(client, &fpb_set->layout);
+	}
+	free_page_bitmap_unlock();
+	return err;
+}
+EXPORT_SYMBOL_GPL(free_page_bitmap_register);
+
+/**
+ * free_page_bitmap_unregister() - stop being the consumer
+ * @client: the registered consumer
+ *
+ * Its host request ends with it.  @client->update is not called again, so
+ * the client must stop using the layout (and make its host stop) first.
+ */
+void free_page_bitmap_unregister(struct free_page_bitmap_client *client)
+{
+	free_page_bitmap_lock();
+	if (!WARN_ON(fpb_client != client)) {
+		fpb_client = NULL;
+		fpb_host_wants = false;
+		fpb_apply();
+	}
+	free_page_bitmap_unlock();
+}
+EXPORT_SYMBOL_GPL(free_page_bitmap_unregister);
+
+/**
+ * free_page_bitmap_host_request() - pass on the host's start or stop
+ * @client: the registered consumer
+ * @track: whether the host wants the bitmaps
+ *
+ * Tracking starts only if the mode is "host" or "always"; the client learns
+ * the outcome through @client->update.
+ */
+void free_page_bitmap_host_request(struct free_page_bitmap_client *client,
+				   bool track)
+{
+	free_page_bitmap_lock();
+	if (!WARN_ON(fpb_client != client)) {
+		fpb_host_wants = track;
+		fpb_apply();
+	}
+	free_page_bitmap_unlock();
+}
+EXPORT_SYMBOL_GPL(free_page_bitmap_host_request);
+
+static bool fpb_covers_all_zones(void)
+{
+	unsigned long start, nr_bits;
+	struct zone *zone;
+
+	for_each_zone(zone) {
+		struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
+
+		if (!zone->spanned_pages)
+			continue;
+		free_page_bitmap_span(zone, free_page_bitmap_granule_order,
+				      &start, &nr_bits);
+		if (!fpz || start < fpz->start_pfn ||
+		    start + (nr_bits << fpz->granule_order) >
+		    fpz->start_pfn + (fpz->nr_bits << fpz->granule_order))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Memory about to go online has been added to its zone's span but has not
+ * reached the free lists yet: rebuild if a span outgrew its bitmap.  A
+ * failure stops tracking but never vetoes the hotplug.  Offlined memory
+ * leaves the free lists through the hooks, and a bitmap larger than its
+ * zone does no harm.
+ */
+static int fpb_memory_notifier(struct notifier_block *nb, unsigned long action,
+			       void *arg)
+{
+	if (action != MEM_GOING_ONLINE)
+		return NOTIFY_OK;
+	/* Called inside cpus_read_lock() and mem_hotplug_begin(). */
+	mutex_lock(&free_page_bitmap_mutex);
+	if (fpb_set && !fpb_covers_all_zones() &&
+	    fpb_build(free_page_bitmap_granule_order)) {
+		pr_warn("no memory for the hotplugged range, tracking stops\n");
+		fpb_teardown("failed: out of memory in memory hotplug");
+	}
+	mutex_unlock(&free_page_bitmap_mutex);
+	return NOTIFY_OK;
+}
+
+/*
+ * A late initcall: deferred struct page init is complete by then, so a
+ * build sees every page.
+ */
+static int __init free_page_bitmap_init(void)
+{
+	hotplug_memory_notifier(fpb_memory_notifier, DEFAULT_CALLBACK_PRI);
+	free_page_bitmap_lock();
+	fpb_apply();
+	free_page_bitmap_unlock();
+	return 0;
+}
+late_initcall(free_page_bitmap_init);

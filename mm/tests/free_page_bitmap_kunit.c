@@ -1,0 +1,580 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for the free page bitmap: the bitmaps must match the buddy
+ * free lists at every release of zone->lock, also while every CPU
+ * allocates and frees, and a client must see every change of layout.
+ *
+ * The cases drive the real allocator and the real bitmaps of this kernel,
+ * so they run serially at boot and restore the mode and granule they
+ * found.  The concurrency case needs an SMP guest (kunit.py --arch=x86_64
+ * --qemu_args='-smp 2'), not UML.
+ */
+
+#include <kunit/test.h>
+#include <linux/delay.h>
+#include <linux/gfp.h>
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/random.h>
+#include <linux/vmalloc.h>
+
+#include "../internal.h"
+#include "../free_page_bitmap.h"
+
+static enum free_page_bitmap_mode saved_mode;
+static unsigned int saved_granule;
+
+static int fpb_test_init(struct kunit *test)
+{
+	saved_mode = free_page_bitmap_mode;
+	saved_granule = free_page_bitmap_granule_order;
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(0), 0);
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
+	if (!free_page_bitmap_active())
+		kunit_skip(test, "tracking cannot start: %s",
+			   free_page_bitmap_stats.inactive_reason);
+	return 0;
+}
+
+static void fpb_test_exit(struct kunit *test)
+{
+	free_page_bitmap_set_granule(saved_granule);
+	free_page_bitmap_set_mode(saved_mode);
+}
+
+/* Is the bit covering @pfn set?  Read without any lock, as a host does. */
+static bool fpb_bit(unsigned long pfn)
+{
+	struct free_page_bitmap_zone *fpz = page_zone(pfn_to_page(pfn))->free_page_bitmap;
+	unsigned long idx;
+
+	if (!fpz)
+		return false;
+	idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
+	return READ_ONCE(fpz->bits[BIT_WORD(idx)]) & BIT_MASK(idx);
+}
+
+/* Every granule of @page's block of 2^@order pages must read clear. */
+static void expect_block_clear(struct kunit *test, struct page *page,
+			       unsigned int order)
+{
+	unsigned long pfn = page_to_pfn(page), i;
+
+	for (i = 0; i < (1UL << order); i++)
+		KUNIT_EXPECT_FALSE_MSG(test, fpb_bit(pfn + i),
+				       "allocated pfn %#lx reads free", pfn + i);
+}
+
+/*
+ * Under zone->lock, a granule's bit must equal "its first page is in a
+ * free buddy block of order >= granule_order".
+ */
+static void expect_bits_match_page(struct kunit *test, struct page *page)
+{
+	struct zone *zone = page_zone(page);
+	unsigned long pfn = page_to_pfn(page);
+	bool free;
+
+	spin_lock_irq(&zone->lock);
+	free = is_free_buddy_page(page);
+	KUNIT_EXPECT_EQ_MSG(test, fpb_bit(pfn), free, "pfn %#lx", pfn);
+	spin_unlock_irq(&zone->lock);
+}
+
+/* Granule math: the span of a zone at its edges and every granule. */
+struct fpb_span_case {
+	const char *desc;
+	unsigned long zone_start, zone_pages;
+	unsigned int granule_order;
+	unsigned long start_pfn, nr_bits;
+};
+
+static const struct fpb_span_case fpb_span_cases[] = {
+	{ "aligned zone, order 0", 0x1000, 4096, 0, 0x1000, 4096 },
+	{ "unaligned start rounds down", 0x1001, 0xfff, 3, 0x1000, 512 },
+	{ "partial last granule counts", 0, 4097, 9, 0, 9 },
+	{ "one page zone", 0x7ff, 1, 10, 0x400, 1 },
+	{ "max order, both ends partial", 0x12345, 0x40000, MAX_PAGE_ORDER,
+	  0x12345 & ~((1UL << MAX_PAGE_ORDER) - 1),
+	  DIV_ROUND_UP(0x52345 - (0x12345 & ~((1UL << MAX_PAGE_ORDER) - 1)),
+		       1UL << MAX_PAGE_ORDER) },
+};
+
+KUNIT_ARRAY_PARAM_DESC(fpb_span, fpb_span_cases, desc);
+
+static void fpb_span_test(struct kunit *test)
+{
+	const struct fpb_span_case *c = test->param_value;
+	struct zone *zone = kunit_kzalloc(test, sizeof(*zone), GFP_KERNEL);
+	unsigned long start, nr_bits;
+
+	KUNIT_ASSERT_NOT_NULL(test, zone);
+	zone->zone_start_pfn = c->zone_start;
+	zone->spanned_pages = c->zone_pages;
+	free_page_bitmap_span(zone, c->granule_order, &start, &nr_bits);
+	KUNIT_EXPECT_EQ(test, start, c->start_pfn);
+	KUNIT_EXPECT_EQ(test, nr_bits, c->nr_bits);
+}
+
+static void fpb_span_every_order_test(struct kunit *test)
+{
+	struct zone *zone = kunit_kzalloc(test, sizeof(*zone), GFP_KERNEL);
+	unsigned long start, nr_bits;
+	unsigned int g;
+
+	KUNIT_ASSERT_NOT_NULL(test, zone);
+	/* One page past a 2^20 page span that starts at pfn 1. */
+	zone->zone_start_pfn = 1;
+	zone->spanned_pages = 1UL << 20;
+	for (g = 0; g <= MAX_PAGE_ORDER; g++) {
+		free_page_bitmap_span(zone, g, &start, &nr_bits);
+		KUNIT_EXPECT_EQ_MSG(test, start, g ? 0UL : 1UL, "order %u", g);
+		KUNIT_EXPECT_EQ_MSG(test, nr_bits,
+				    g ? (1UL << (20 - g)) + 1 : 1UL << 20,
+				    "order %u", g);
+	}
+}
+
+/* Allocate and free a block of every order; the bits follow. */
+static const unsigned int fpb_orders[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+
+static void fpb_order_desc(const unsigned int *order, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "order %u", *order);
+}
+
+KUNIT_ARRAY_PARAM(fpb_order, fpb_orders, fpb_order_desc);
+
+static void fpb_alloc_free_order_test(struct kunit *test)
+{
+	unsigned int order = *(const unsigned int *)test->param_value;
+	struct page *page;
+
+	if (order > MAX_PAGE_ORDER)
+		kunit_skip(test, "order %u > MAX_PAGE_ORDER", order);
+	page = alloc_pages(GFP_KERNEL | __GFP_NOWARN, order);
+	if (!page)
+		kunit_skip(test, "no free block of order %u", order);
+	expect_block_clear(test, page, order);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+
+	__free_pages(page, order);
+	drain_all_pages(NULL);
+	expect_bits_match_page(test, page);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+/* Split a block, free its pages one by one, watch them merge back. */
+static void fpb_split_merge_test(struct kunit *test)
+{
+	const unsigned int order = 3, n = 1U << order;
+	static const unsigned int free_order[] = { 5, 0, 7, 2, 1, 6, 3, 4 };
+	struct page *page;
+	unsigned int i;
+
+	page = alloc_pages(GFP_KERNEL, order);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	split_page(page, order);
+	for (i = 0; i < n; i++) {
+		__free_page(page + free_order[i]);
+		/* Straight to the buddy lists, so that halves can merge. */
+		drain_all_pages(NULL);
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	}
+	for (i = 0; i < n; i++)
+		expect_bits_match_page(test, page + i);
+}
+
+/* Per-cpu list pages count as allocated until drained. */
+static void fpb_pcp_drain_test(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	__free_page(page);
+	/* On a pcp list (not PageBuddy) it must read allocated. */
+	expect_bits_match_page(test, page);
+	drain_all_pages(NULL);
+	expect_bits_match_page(test, page);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+/*
+ * The strongest global check: under zone->lock, the pages the set bits
+ * stand for are exactly the pages on free lists of order >= granule.
+ */
+static void expect_weight_matches_free_lists(struct kunit *test)
+{
+	struct zone *zone;
+
+	for_each_populated_zone(zone) {
+		struct free_page_bitmap_zone *fpz;
+		unsigned long listed = 0, tracked;
+		unsigned int order;
+
+		spin_lock_irq(&zone->lock);
+		fpz = zone->free_page_bitmap;
+		if (!fpz) {
+			spin_unlock_irq(&zone->lock);
+			KUNIT_FAIL(test, "zone %s has no bitmap", zone->name);
+			continue;
+		}
+		for (order = fpz->granule_order; order < NR_PAGE_ORDERS; order++)
+			listed += zone->free_area[order].nr_free << order;
+		tracked = bitmap_weight(fpz->bits, fpz->nr_bits) << fpz->granule_order;
+		spin_unlock_irq(&zone->lock);
+		KUNIT_EXPECT_EQ_MSG(test, tracked, listed, "zone %s", zone->name);
+	}
+}
+
+static const unsigned int fpb_granules[] = { 0, 3, 9, MAX_PAGE_ORDER };
+
+static void fpb_granule_desc(const unsigned int *g, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "granule order %u", *g);
+}
+
+KUNIT_ARRAY_PARAM(fpb_granule, fpb_granules, fpb_granule_desc);
+
+static void fpb_weight_matches_free_lists_test(struct kunit *test)
+{
+	unsigned int g = *(const unsigned int *)test->param_value;
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(g), 0);
+	expect_weight_matches_free_lists(test);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+/* verify must be able to fail: a bit set for an allocated page. */
+static void fpb_verify_detects_wrong_bit_test(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+	struct zone *zone;
+	struct free_page_bitmap_zone *fpz;
+	unsigned long idx;
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	zone = page_zone(page);
+	spin_lock_irq(&zone->lock);
+	fpz = zone->free_page_bitmap;
+	idx = page_to_pfn(page) - fpz->start_pfn;
+	__set_bit(idx, fpz->bits);
+	spin_unlock_irq(&zone->lock);
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 1);
+
+	spin_lock_irq(&zone->lock);
+	__clear_bit(idx, fpz->bits);
+	spin_unlock_irq(&zone->lock);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	__free_page(page);
+}
+
+/* Kthreads that allocate and free blocks of random orders as fast as they can. */
+struct fpb_churn {
+	struct task_struct *task;
+	unsigned long rounds;
+};
+
+static int fpb_churn_fn(void *arg)
+{
+	struct fpb_churn *churn = arg;
+	struct page *held[16] = { };
+	unsigned int held_order[16] = { };
+	unsigned int i;
+
+	while (!kthread_should_stop()) {
+		i = get_random_u32_below(ARRAY_SIZE(held));
+		if (held[i]) {
+			__free_pages(held[i], held_order[i]);
+			held[i] = NULL;
+		} else {
+			/* Mostly small blocks, now and then a pageblock. */
+			held_order[i] = get_random_u32_below(16) ?
+					get_random_u32_below(5) : pageblock_order;
+			held[i] = alloc_pages(GFP_KERNEL | __GFP_NOWARN,
+					      held_order[i]);
+		}
+		churn->rounds++;
+		cond_resched();
+	}
+	for (i = 0; i < ARRAY_SIZE(held); i++)
+		if (held[i])
+			__free_pages(held[i], held_order[i]);
+	return 0;
+}
+
+static void fpb_concurrent_churn_test(struct kunit *test)
+{
+	unsigned int nr = 2 * num_online_cpus(), i, round;
+	struct fpb_churn *churn;
+	unsigned long rounds = 0;
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs an SMP guest, this one has one CPU");
+	churn = kunit_kcalloc(test, nr, sizeof(*churn), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, churn);
+	for (i = 0; i < nr; i++) {
+		churn[i].task = kthread_run(fpb_churn_fn, &churn[i], "fpb_churn/%u", i);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(churn[i].task));
+	}
+
+	/* Rebuild, re-enable and verify while the churn goes on. */
+	for (round = 0; round < 4; round++) {
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(round % 2 ? 2 : 0), 0);
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+		msleep(20);
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
+		KUNIT_EXPECT_TRUE(test, free_page_bitmap_active());
+		KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	}
+
+	for (i = 0; i < nr; i++) {
+		kthread_stop(churn[i].task);
+		rounds += churn[i].rounds;
+	}
+	kunit_info(test, "%u kthreads, %lu allocations and frees", nr, rounds);
+	KUNIT_EXPECT_GT(test, rounds, 0UL);
+	drain_all_pages(NULL);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	expect_weight_matches_free_lists(test);
+}
+
+/* Granule changes rebuild; a bad granule changes nothing. */
+static void fpb_granule_change_test(struct kunit *test)
+{
+	unsigned long bytes = free_page_bitmap_stats.bitmap_bytes;
+	unsigned long rebuilds = free_page_bitmap_stats.rebuild_count;
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(MAX_PAGE_ORDER + 1), -EINVAL);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_granule_order, 0);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.rebuild_count, rebuilds);
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(4), 0);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_granule_order, 4);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.rebuild_count, rebuilds + 1);
+	KUNIT_EXPECT_LT(test, free_page_bitmap_stats.bitmap_bytes, bytes);
+	KUNIT_EXPECT_LE(test, free_page_bitmap_stats.last_rebuild_us,
+			free_page_bitmap_stats.max_rebuild_us);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	expect_weight_matches_free_lists(test);
+
+	/* The same granule again is not a rebuild. */
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(4), 0);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.rebuild_count, rebuilds + 1);
+}
+
+/* Disabling detaches every zone and turns the hooks off. */
+static void fpb_disable_test(struct kunit *test)
+{
+	struct zone *zone;
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
+	KUNIT_EXPECT_FALSE(test, static_key_enabled(&free_page_bitmap_enabled));
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.bitmap_bytes, 0);
+	KUNIT_EXPECT_STREQ(test, free_page_bitmap_stats.inactive_reason, "disabled");
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_tracked_pages(), 0);
+	for_each_zone(zone)
+		KUNIT_EXPECT_NULL(test, zone->free_page_bitmap);
+}
+
+/* A client that records what it is told. */
+struct fpb_test_client {
+	struct free_page_bitmap_client client;
+	unsigned int calls, nulls;
+	unsigned long seq;
+	const struct free_page_bitmap_layout *layout;
+};
+
+static void fpb_test_update(struct free_page_bitmap_client *client,
+			    const struct free_page_bitmap_layout *layout)
+{
+	struct fpb_test_client *c = container_of(client, struct fpb_test_client, client);
+
+	c->calls++;
+	c->layout = layout;
+	if (layout)
+		c->seq = layout->seq;
+	else
+		c->nulls++;
+}
+
+static struct fpb_test_client *fpb_test_register(struct kunit *test)
+{
+	struct fpb_test_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+	int err;
+
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	c->client.update = fpb_test_update;
+	err = free_page_bitmap_register(&c->client);
+	if (err == -EBUSY)
+		kunit_skip(test, "another client (a balloon device?) is registered");
+	KUNIT_ASSERT_EQ(test, err, 0);
+	return c;
+}
+
+static void fpb_client_sees_changes_test(struct kunit *test)
+{
+	struct fpb_test_client *c = fpb_test_register(test);
+	struct free_page_bitmap_client other = { .update = fpb_test_update };
+	unsigned long seq;
+
+	/* Active already: the layout comes at once, with an even seq. */
+	KUNIT_EXPECT_EQ(test, c->calls, 1);
+	KUNIT_ASSERT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, c->seq % 2, 0);
+	seq = c->seq;
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_register(&other), -EBUSY);
+
+	/* A rebuild: first "stop trusting", then the new layout. */
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(1), 0);
+	KUNIT_EXPECT_EQ(test, c->calls, 3);
+	KUNIT_EXPECT_EQ(test, c->nulls, 1);
+	KUNIT_ASSERT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, c->layout->granule_order, 1);
+	KUNIT_EXPECT_EQ(test, c->seq, seq + 2);
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+	KUNIT_EXPECT_EQ(test, c->calls, 4);
+	KUNIT_EXPECT_NULL(test, c->layout);
+	/* Already off: nothing more to say. */
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+	KUNIT_EXPECT_EQ(test, c->calls, 4);
+
+	free_page_bitmap_unregister(&c->client);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
+	KUNIT_EXPECT_EQ(test, c->calls, 4);
+}
+
+/* In "host" mode tracking follows the client's host. */
+static void fpb_host_request_test(struct kunit *test)
+{
+	struct fpb_test_client *c;
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_HOST), 0);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
+	c = fpb_test_register(test);
+	KUNIT_EXPECT_EQ(test, c->calls, 0);
+
+	free_page_bitmap_host_request(&c->client, true);
+	KUNIT_EXPECT_TRUE(test, free_page_bitmap_active());
+	KUNIT_EXPECT_EQ(test, c->calls, 1);
+	KUNIT_EXPECT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+
+	free_page_bitmap_host_request(&c->client, false);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
+	KUNIT_EXPECT_EQ(test, c->calls, 2);
+	KUNIT_EXPECT_NULL(test, c->layout);
+	KUNIT_EXPECT_STREQ(test, free_page_bitmap_stats.inactive_reason,
+			   "waiting for the host");
+
+	/* "never" overrides the host. */
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+	free_page_bitmap_host_request(&c->client, true);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
+	KUNIT_EXPECT_EQ(test, c->calls, 2);
+	free_page_bitmap_unregister(&c->client);
+}
+
+/* What a client is given describes the bitmaps' real pages. */
+static void fpb_layout_test(struct kunit *test)
+{
+	struct fpb_test_client *c = fpb_test_register(test);
+	const struct free_page_bitmap_layout *layout = c->layout;
+	unsigned int i, nr = 0;
+	struct zone *zone;
+
+	KUNIT_ASSERT_NOT_NULL(test, layout);
+	for_each_zone(zone)
+		nr += !!zone->spanned_pages;
+	KUNIT_EXPECT_EQ(test, layout->nr_ranges, nr);
+
+	/* Ranges come in zone order, one per zone that spans pages. */
+	i = 0;
+	for_each_zone(zone) {
+		const struct free_page_bitmap_range *r = &layout->ranges[i];
+		struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
+		unsigned long start, nr_bits, p;
+
+		if (!zone->spanned_pages || i >= layout->nr_ranges)
+			continue;
+		i++;
+		KUNIT_ASSERT_NOT_NULL(test, fpz);
+		free_page_bitmap_span(zone, layout->granule_order, &start, &nr_bits);
+		KUNIT_EXPECT_EQ(test, r->start_pfn, start);
+		KUNIT_EXPECT_EQ(test, r->nr_bits, nr_bits);
+		KUNIT_EXPECT_EQ(test, r->nr_pages,
+				DIV_ROUND_UP(BITS_TO_LONGS(nr_bits) * sizeof(long), PAGE_SIZE));
+		for (p = 0; p < r->nr_pages; p++)
+			KUNIT_EXPECT_EQ_MSG(test, r->pfns[p],
+					    vmalloc_to_pfn((char *)fpz->bits + p * PAGE_SIZE),
+					    "zone %s page %lu", zone->name, p);
+	}
+	free_page_bitmap_unregister(&c->client);
+}
+
+static struct kunit_case free_page_bitmap_cases[] = {
+	KUNIT_CASE_PARAM(fpb_span_test, fpb_span_gen_params),
+	KUNIT_CASE(fpb_span_every_order_test),
+	KUNIT_CASE_PARAM(fpb_alloc_free_order_test, fpb_order_gen_params),
+	KUNIT_CASE(fpb_split_merge_test),
+	KUNIT_CASE(fpb_pcp_drain_test),
+	KUNIT_CASE_PARAM(fpb_weight_matches_free_lists_test, fpb_granule_gen_params),
+	KUNIT_CASE(fpb_verify_detects_wrong_bit_test),
+	KUNIT_CASE_SLOW(fpb_concurrent_churn_test),
+	KUNIT_CASE(fpb_granule_change_test),
+	KUNIT_CASE(fpb_disable_test),
+	KUNIT_CASE(fpb_client_sees_changes_test),
+	KUNIT_CASE(fpb_host_request_test),
+	KUNIT_CASE(fpb_layout_test),
+	{}
+};
+
+static struct kunit_suite free_page_bitmap_suite = {
+	.name = "free_page_bitmap",
+	.init = fpb_test_init,
+	.exit = fpb_test_exit,
+	.test_cases = free_page_bitmap_cases,
+};
+
+/*
+ * Skipped pages reach the destination with stale content, so features
+ * that rely on free page content must keep tracking off.  These cases run
+ * only in a kernel booted with init_on_free=1 or page_poison=1.
+ */
+static void fpb_refused_test(struct kunit *test)
+{
+	const char *reason;
+
+	if (!want_init_on_free() && !page_poisoning_enabled_static())
+		kunit_skip(test, "boot with init_on_free=1 or page_poison=1 to run");
+	saved_mode = free_page_bitmap_mode;
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
+	KUNIT_EXPECT_FALSE(test, static_key_enabled(&free_page_bitmap_enabled));
+	reason = free_page_bitmap_stats.inactive_reason;
+	KUNIT_ASSERT_NOT_NULL(test, reason);
+	KUNIT_EXPECT_NOT_NULL(test, strstr(reason, want_init_on_free() ?
+					   "init_on_free" : "page poisoning"));
+	free_page_bitmap_set_mode(saved_mode);
+}
+
+static struct kunit_case free_page_bitmap_refusal_cases[] = {
+	KUNIT_CASE(fpb_refused_test),
+	{}
+};
+
+static struct kunit_suite free_page_bitmap_refusal_suite = {
+	.name = "free_page_bitmap_refusal",
+	.test_cases = free_page_bitmap_refusal_cases,
+};
+
+kunit_test_suites(&free_page_bitmap_suite, &free_page_bitmap_refusal_suite);
+
+MODULE_DESCRIPTION("KUnit tests for the free page bitmap");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The free page bitmap's user interface: /sys/kernel/mm/free_page_bitmap/
+ * and /sys/kernel/debug/free_page_bitmap/verify.
+ *
+ * Every knob takes its valid values and rejects bad ones with EINVAL
+ * without changing; the state files follow; the bitmaps stay exact (verify
+ * reads 0) while tracking is toggled and rebuilt under processes that
+ * mmap, fault in, THP-collapse and munmap memory; and the pages the
+ * bitmaps call free match the buddy allocator's own count.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../kselftest.h"
+
+#define FPB_DIR		"/sys/kernel/mm/free_page_bitmap/"
+#define FPB_VERIFY	"/sys/kernel/debug/free_page_bitmap/verify"
+#define NR_CHURNERS	4
+#define CHURN_SIZE	(8UL << 20)
+
+static int read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t len;
+
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, size - 1);
+	close(fd);
+	if (len < 0)
+		return -errno;
+	buf[len] = '\0';
+	if (len && buf[len - 1] == '\n')
+		buf[len - 1] = '\0';
+	return 0;
+}
+
+static char *knob(const char *name)
+{
+	static char buf[256];
+	char path[128];
+
+	snprintf(path, sizeof(path), FPB_DIR "%s", name);
+	if (read_file(path, buf, sizeof(buf)))
+		ksft_exit_fail_msg("cannot read %s: %s\n", path, strerror(errno));
+	return buf;
+}
+
+static unsigned long knob_ul(const char *name)
+{
+	return strtoul(knob(name), NULL, 10);
+}
+
+/* Write @val to a knob; returns 0 or the errno of the write. */
+static int write_knob(const char *name, const char *val)
+{
+	char path[128];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), FPB_DIR "%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = errno;
+	close(fd);
+	return err;
+}
+
+static void must_write(const char *name, const char *val)
+{
+	int err = write_knob(name, val);
+
+	if (err)
+		ksft_exit_fail_msg("writing '%s' to %s: %s\n", val, name, strerror(err));
+}
+
+/* Wrong bits found by the debugfs cross-check, or -1 without debugfs. */
+static long verify(void)
+{
+	char buf[32];
+
+	if (read_file(FPB_VERIFY, buf, sizeof(buf)))
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+/* Pages on the buddy free lists per /proc/buddyinfo, and MemFree. */
+static unsigned long buddyinfo_pages(void)
+{
+	FILE *f = fopen("/proc/buddyinfo", "r");
+	unsigned long total = 0, n;
+	char line[512], *p;
+	int order;
+
+	if (!f)
+		ksft_exit_fail_msg("/proc/buddyinfo: %s\n", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "zone");
+		if (!p)
+			continue;
+		p += strlen("zone");
+		while (*p == ' ')
+			p++;
+		p = strchr(p, ' ');
+		for (order = 0; p && sscanf(p, "%lu", &n) == 1; order++) {
+			total += n << order;
+			p = strchr(p + strspn(p, " "), ' ');
+		}
+	}
+	fclose(f);
+	return total;
+}
+
+static unsigned long meminfo_kb(const char *field)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned long kb = 0;
+	char line[128];
+
+	if (!f)
+		ksft_exit_fail_msg("/proc/meminfo: %s\n", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)))
+			sscanf(line + strlen(field), ": %lu", &kb);
+	fclose(f);
+	return kb;
+}
+
+struct write_case {
+	const char *knob, *value;
+	int error;		/* 0 or the errno the write must fail with */
+	const char *shows;	/* what the knob reads afterwards, if it changed */
+};
+
+static const struct write_case write_cases[] = {
+	{ "enabled", "always", 0, "[always] host never" },
+	{ "enabled", "never", 0, "always host [never]" },
+	{ "enabled", "host", 0, "always [host] never" },
+	{ "enabled", "sometimes", EINVAL },
+	{ "enabled", "\n", EINVAL },
+	{ "enabled", "always never", EINVAL },
+	{ "enabled", "[always]", EINVAL },
+	{ "granule_order", "3", 0, "3" },
+	{ "granule_order", "0", 0, "0" },
+	{ "granule_order", "11", EINVAL },
+	{ "granule_order", "-1", EINVAL },
+	{ "granule_order", "one", EINVAL },
+	{ "granule_order", "4294967296", ERANGE },
+	{ "active", "1", EACCES },
+	{ "inactive_reason", "none", EACCES },
+	{ "tracked_free_pages", "0", EACCES },
+	{ "bitmap_bytes", "0", EACCES },
+	{ "rebuild_count", "0", EACCES },
+	{ "last_rebuild_us", "0", EACCES },
+	{ "max_rebuild_us", "0", EACCES },
+};
+
+/* A value as the test names show it: the newline of `echo >` spelt out. */
+static const char *shown(const char *value)
+{
+	return strcmp(value, "\n") ? value : "\\n";
+}
+
+static void test_writes(void)
+{
+	char before[256];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(write_cases); i++) {
+		const struct write_case *c = &write_cases[i];
+		int err;
+
+		strcpy(before, knob(c->knob));
+		err = write_knob(c->knob, c->value);
+		if (c->error)
+			ksft_test_result(err == c->error && !strcmp(before, knob(c->knob)),
+					 "%s: '%s' fails with %s and changes nothing (got %s)\n",
+					 c->knob, shown(c->value), strerror(c->error), strerror(err));
+		else
+			ksft_test_result(!err && !strcmp(knob(c->knob), c->shows),
+					 "%s: '%s' is taken and reads '%s' (got %s, '%s')\n",
+					 c->knob, shown(c->value), c->shows, strerror(err), knob(c->knob));
+	}
+}
+
+static void test_state(void)
+{
+	unsigned long rebuilds = knob_ul("rebuild_count"), bytes;
+	unsigned long tracked, listed, memfree;
+
+	must_write("enabled", "always");
+	ksft_test_result(knob_ul("active") == 1 && !strcmp(knob("inactive_reason"), "none"),
+			 "enabled=always: active, inactive_reason none\n");
+	ksft_test_result(knob_ul("rebuild_count") == rebuilds + 1,
+			 "enabling builds the bitmaps once\n");
+	bytes = knob_ul("bitmap_bytes");
+	ksft_test_result(bytes > 0, "bitmap_bytes %lu > 0 while active\n", bytes);
+	ksft_test_result(verify() == 0, "verify: 0 wrong bits after enabling\n");
+
+	tracked = knob_ul("tracked_free_pages");
+	listed = buddyinfo_pages();
+	memfree = meminfo_kb("MemFree") / (getpagesize() / 1024);
+	ksft_print_msg("tracked_free_pages %lu, buddyinfo %lu, MemFree %lu pages\n",
+		       tracked, listed, memfree);
+	/* Both are read at slightly different times; allow 1% of drift. */
+	ksft_test_result(labs((long)(tracked - listed)) <= (long)listed / 100 + 256,
+			 "tracked_free_pages matches /proc/buddyinfo within 1%%\n");
+	/* MemFree leaves out isolated free pages; allow 5%. */
+	ksft_test_result(labs((long)(tracked - memfree)) <= (long)memfree / 20 + 256,
+			 "tracked_free_pages matches MemFree within 5%%\n");
+
+	must_write("granule_order", "9");
+	ksft_test_result(knob_ul("bitmap_bytes") < bytes && verify() == 0,
+			 "granule_order 9: smaller bitmaps, verify 0\n");
+	must_write("granule_order", "0");
+
+	must_write("enabled", "never");
+	ksft_test_result(knob_ul("active") == 0 && !strcmp(knob("inactive_reason"), "disabled") &&
+			 knob_ul("bitmap_bytes") == 0 && knob_ul("tracked_free_pages") == 0,
+			 "enabled=never: inactive, disabled, no bitmap memory\n");
+}
+
+/* Map, fault in, THP-advise, write and unmap memory until killed. */
+static void churn(unsigned int seed)
+{
+	for (;;) {
+		size_t len = CHURN_SIZE >> (rand_r(&seed) % 3);
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			continue;
+		if (rand_r(&seed) % 2)
+			madvise(p, len, MADV_HUGEPAGE);
+		memset(p, seed, len);
+		munmap(p, len);
+	}
+}
+
+static void test_churn(void)
+{
+	pid_t pids[NR_CHURNERS];
+	long wrong = 0;
+	unsigned int i;
+	int round;
+
+	for (i = 0; i < NR_CHURNERS; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+		if (!pids[i])
+			churn(i + 1);
+	}
+	for (round = 0; round < 8; round++) {
+		must_write("enabled", "always");
+		wrong += verify();
+		must_write("granule_order", round % 2 ? "2" : "0");
+		wrong += verify();
+		must_write("enabled", "never");
+		usleep(10000);
+	}
+	must_write("enabled", "always");
+	wrong += verify();
+	for (i = 0; i < NR_CHURNERS; i++) {
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+	}
+	wrong += verify();
+	ksft_test_result(wrong == 0,
+			 "verify: 0 wrong bits while %d processes churn memory (got %ld)\n",
+			 NR_CHURNERS, wrong);
+}
+
+int main(void)
+{
+	char mode[64], granule[16];
+
+	ksft_print_header();
+	if (access(FPB_DIR "enabled", F_OK))
+		ksft_exit_skip("no %s: kernel built without CONFIG_FREE_PAGE_BITMAP\n", FPB_DIR);
+	if (geteuid())
+		ksft_exit_skip("must run as root to write %s\n", FPB_DIR);
+	if (verify() < 0)
+		ksft_exit_skip("no %s: mount debugfs (CONFIG_DEBUG_FS)\n", FPB_VERIFY);
+
+	/* Put the mode back as found: the value in brackets. */
+	sscanf(strchr(knob("enabled"), '[') + 1, "%63[a-z]", mode);
+	strcpy(granule, knob("granule_order"));
+
+	ksft_set_plan(ARRAY_SIZE(write_cases) + 9);
+	test_writes();
+	test_state();
+	test_churn();
+
+	must_write("granule_order", granule);
+	must_write("enabled", mode);
+	ksft_finished();
+}
