@@ -94,27 +94,28 @@ static long verify(void)
 	return strtol(buf, NULL, 10);
 }
 
-/* Pages on the buddy free lists per /proc/buddyinfo, and MemFree. */
+/* Pages on the buddy free lists, per /proc/buddyinfo. */
 static unsigned long buddyinfo_pages(void)
 {
 	FILE *f = fopen("/proc/buddyinfo", "r");
 	unsigned long total = 0, n;
-	char line[512], *p;
+	char line[512], *p, *end;
 	int order;
 
 	if (!f)
 		ksft_exit_fail_msg("/proc/buddyinfo: %s\n", strerror(errno));
+	/* "Node 0, zone   Normal   12   3 ...": counts of order 0, 1, ... */
 	while (fgets(line, sizeof(line), f)) {
 		p = strstr(line, "zone");
 		if (!p)
 			continue;
-		p += strlen("zone");
-		while (*p == ' ')
-			p++;
-		p = strchr(p, ' ');
-		for (order = 0; p && sscanf(p, "%lu", &n) == 1; order++) {
+		p += strspn(p + strlen("zone"), " ") + strlen("zone");
+		p += strcspn(p, " ");
+		for (order = 0; ; order++, p = end) {
+			n = strtoul(p, &end, 10);
+			if (end == p)
+				break;
 			total += n << order;
-			p = strchr(p + strspn(p, " "), ' ');
 		}
 	}
 	fclose(f);
@@ -130,8 +131,8 @@ static unsigned long meminfo_kb(const char *field)
 	if (!f)
 		ksft_exit_fail_msg("/proc/meminfo: %s\n", strerror(errno));
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, strlen(field)))
-			sscanf(line + strlen(field), ": %lu", &kb);
+		if (!strncmp(line, field, strlen(field)) && line[strlen(field)] == ':')
+			kb = strtoul(line + strlen(field) + 1, NULL, 10);
 	fclose(f);
 	return kb;
 }
@@ -178,18 +179,19 @@ static void test_writes(void)
 
 	for (i = 0; i < ARRAY_SIZE(write_cases); i++) {
 		const struct write_case *c = &write_cases[i];
+		const char *name = c->knob, *value = shown(c->value);
 		int err;
 
-		strcpy(before, knob(c->knob));
-		err = write_knob(c->knob, c->value);
+		snprintf(before, sizeof(before), "%s", knob(name));
+		err = write_knob(name, c->value);
 		if (c->error)
-			ksft_test_result(err == c->error && !strcmp(before, knob(c->knob)),
+			ksft_test_result(err == c->error && !strcmp(before, knob(name)),
 					 "%s: '%s' fails with %s and changes nothing (got %s)\n",
-					 c->knob, shown(c->value), strerror(c->error), strerror(err));
+					 name, value, strerror(c->error), strerror(err));
 		else
-			ksft_test_result(!err && !strcmp(knob(c->knob), c->shows),
+			ksft_test_result(!err && !strcmp(knob(name), c->shows),
 					 "%s: '%s' is taken and reads '%s' (got %s, '%s')\n",
-					 c->knob, shown(c->value), c->shows, strerror(err), knob(c->knob));
+					 name, value, c->shows, strerror(err), knob(name));
 	}
 }
 
@@ -294,8 +296,9 @@ int main(void)
 		ksft_exit_skip("no %s: mount debugfs (CONFIG_DEBUG_FS)\n", FPB_VERIFY);
 
 	/* Put the mode back as found: the value in brackets. */
-	sscanf(strchr(knob("enabled"), '[') + 1, "%63[a-z]", mode);
-	strcpy(granule, knob("granule_order"));
+	snprintf(mode, sizeof(mode), "%s", strchr(knob("enabled"), '[') + 1);
+	mode[strcspn(mode, "]")] = '\0';
+	snprintf(granule, sizeof(granule), "%s", knob("granule_order"));
 
 	ksft_set_plan(ARRAY_SIZE(write_cases) + 9);
 	test_writes();
