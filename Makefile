@@ -13,7 +13,7 @@ BZIMAGE := $(GUEST)/arch/x86/boot/bzImage
 SELFTESTS_OUT := $(FPB_CACHE)/build/selftests
 
 # Guest kernel configuration: tinyconfig plus these fragments.
-GUEST_CONFIGS := configs/guest.config
+GUEST_CONFIGS := configs/guest.config configs/feature.config
 # KUnit suites run by `make kunit` (.kunitconfig files or their dirs),
 # and extra boots of the same kernel as 'KERNEL_ARGS:SUITE_GLOB'.
 KUNIT_CONFIGS := mm/tests
@@ -23,10 +23,10 @@ KUNIT_BOOTS := init_on_free=1:free_page_bitmap_refusal \
 SELFTESTS := free_page_bitmap madv_populate
 
 # What `make check` runs, in order.
-CHECKS := lint kunit boot selftest
+CHECKS := lint kunit boot selftest series-check
 
-.PHONY: help setup assemble refresh kernel boot kunit selftest lint check \
-	demo clean distclean
+.PHONY: help setup assemble refresh kernel boot kunit selftest lint series \
+	series-check bench-mm check demo clean distclean
 
 help:
 	@echo "make demo       the main job (build, migrate with and without the bitmap)"
@@ -39,6 +39,9 @@ help:
 	@echo "make kunit      run the KUnit suites with kunit.py (x86_64, -smp 2)"
 	@echo "make selftest   run the kselftests in the guest"
 	@echo "make lint       checkpatch, kernel-doc, sparse and W=1 on our changes"
+	@echo "make series     export the upstream series to $(FPB_CACHE)/series"
+	@echo "make series-check  the series' gates: applies, checkpatch, builds at every patch"
+	@echo "make bench-mm   allocator cost (off/on/unpatched) and the hook disassembly"
 	@echo "make clean      remove the build directories (keeps sources, ccache)"
 	@echo "make distclean  remove $(FPB_CACHE) entirely"
 
@@ -68,10 +71,22 @@ selftest: kernel
 	@scripts/selftests.sh $(SELFTESTS_OUT) $(SELFTESTS)
 	@$(MAKE) --no-print-directory $(FPB_CACHE)/initramfs-selftest.cpio.gz
 	@scripts/boot.sh --kernel $(BZIMAGE) --initrd $(FPB_CACHE)/initramfs-selftest.cpio.gz \
-		--run selftests --mem 1G --timeout 600 --log $(FPB_CACHE)/logs/selftest-console.log
+		--run selftests --timeout 600 --log $(FPB_CACHE)/logs/selftest-console.log \
+		--mem 1G,slots=2,maxmem=2G --append memhp_default_state=offline \
+		-- -object memory-backend-ram,id=dimm0,size=256M -device pc-dimm,id=dimm0,memdev=dimm0
 
 lint: kernel
 	@scripts/lint.sh
+
+series: setup
+	@scripts/series.sh
+
+series-check: setup
+	@scripts/series-check.sh
+
+bench-mm: setup
+	@bench/alloc.sh
+	@bench/hook-disasm.sh
 
 check: setup
 	@scripts/check.sh $(CHECKS)

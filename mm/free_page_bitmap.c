@@ -129,6 +129,18 @@ void free_page_bitmap_span(const struct zone *zone, unsigned int granule_order,
 	*nr_bits = DIV_ROUND_UP(zone_end_pfn(zone) - start, 1UL << granule_order);
 }
 
+/**
+ * free_page_bitmap_tracks_zone() - whether a zone gets a bitmap
+ * @zone: the zone
+ *
+ * Return: true for every zone that spans pages, except ZONE_DEVICE, whose
+ * pages never reach the buddy allocator.
+ */
+bool free_page_bitmap_tracks_zone(struct zone *zone)
+{
+	return zone->spanned_pages && !zone_is_zone_device(zone);
+}
+
 static void fpb_set_free(struct free_page_bitmap_set *set)
 {
 	unsigned int i;
@@ -180,7 +192,7 @@ static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
 	struct zone *zone;
 
 	for_each_zone(zone)
-		nr += !!zone->spanned_pages;
+		nr += free_page_bitmap_tracks_zone(zone);
 
 	set = kzalloc(sizeof(*set), GFP_KERNEL);
 	if (!set)
@@ -191,7 +203,7 @@ static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
 		goto fail;
 
 	for_each_zone(zone) {
-		if (!zone->spanned_pages)
+		if (!free_page_bitmap_tracks_zone(zone))
 			continue;
 		set->layout.nr_ranges = ++i;
 		if (fpb_zone_alloc(zone, granule_order, &set->zones[i - 1],
@@ -241,7 +253,10 @@ static void fpb_scan_chunk(struct zone *zone, unsigned long chunk,
 		struct page *page;
 		unsigned int order;
 
-		/* Holes and offline memory come in whole pageblocks. */
+		/*
+		 * Offline memory has no usable struct pages; it comes in
+		 * whole sections.  Smaller holes have reserved struct pages.
+		 */
 		if (pageblock_aligned(pfn) && !pfn_to_online_page(pfn)) {
 			pfn += pageblock_nr_pages;
 			continue;
@@ -259,6 +274,9 @@ static void fpb_scan_chunk(struct zone *zone, unsigned long chunk,
 	}
 }
 
+/* The expected bits of one chunk; free_page_bitmap_mutex */
+static DECLARE_BITMAP(fpb_expect, MAX_ORDER_NR_PAGES);
+
 /*
  * Compare a zone's bits with its free lists, chunk by chunk under
  * zone->lock, so the lock is held for one chunk at a time: a walk over
@@ -271,33 +289,38 @@ static unsigned long fpb_sync_zone(struct free_page_bitmap_zone *fpz, bool fix)
 {
 	unsigned int g = fpz->granule_order;
 	unsigned long end = fpz->start_pfn + (fpz->nr_bits << g);
-	DECLARE_BITMAP(expect, MAX_ORDER_NR_PAGES);
 	struct zone *zone = fpz->zone;
 	unsigned long chunk, pfn, wrong = 0;
 
+	lockdep_assert_held(&free_page_bitmap_mutex);
 	for (chunk = ALIGN_DOWN(fpz->start_pfn, MAX_ORDER_NR_PAGES); chunk < end;
 	     chunk += MAX_ORDER_NR_PAGES) {
 		unsigned long last = min(chunk + MAX_ORDER_NR_PAGES, end);
+		unsigned long first_wrong = 0, nr_wrong = 0;
 
 		spin_lock_irq(&zone->lock);
-		fpb_scan_chunk(zone, chunk, g, expect);
+		fpb_scan_chunk(zone, chunk, g, fpb_expect);
 		for (pfn = max(chunk, fpz->start_pfn); pfn < last; pfn += 1UL << g) {
 			unsigned long idx = (pfn - fpz->start_pfn) >> g;
-			bool want = test_bit((pfn - chunk) >> g, expect);
+			bool want = test_bit((pfn - chunk) >> g, fpb_expect);
 
 			if (test_bit(idx, fpz->bits) == want)
 				continue;
-			wrong++;
+			if (!nr_wrong++)
+				first_wrong = pfn;
 			if (fix)
 				__assign_bit(idx, fpz->bits, want);
-			else
-				pr_err_ratelimited("zone %s pfn %#lx: bit %d but %s\n",
-						   zone->name, pfn, !want,
-						   want ? "free" : "not free");
 		}
 		/* As in __free_page_bitmap_clear(): clears before stores. */
 		virt_wmb();
 		spin_unlock_irq(&zone->lock);
+
+		/* Not under zone->lock: a console may allocate. */
+		if (nr_wrong && !fix)
+			pr_err_ratelimited("zone %s: %lu wrong bits in the %d pages at pfn %#lx, first at pfn %#lx\n",
+					   zone->name, nr_wrong, MAX_ORDER_NR_PAGES,
+					   chunk, first_wrong);
+		wrong += nr_wrong;
 		cond_resched();
 	}
 	return wrong;
@@ -308,14 +331,15 @@ static void fpb_invalidate(void)
 {
 	if (fpb_seq & 1)
 		return;
-	fpb_seq++;
+	WRITE_ONCE(fpb_seq, fpb_seq + 1);
 	if (fpb_client)
 		fpb_client->update(fpb_client, NULL);
 }
 
 static void fpb_publish(void)
 {
-	fpb_set->layout.seq = ++fpb_seq;
+	WRITE_ONCE(fpb_seq, fpb_seq + 1);
+	fpb_set->layout.seq = fpb_seq;
 	if (fpb_client)
 		fpb_client->update(fpb_client, &fpb_set->layout);
 }
@@ -446,6 +470,16 @@ bool free_page_bitmap_active(void)
 }
 
 /**
+ * free_page_bitmap_has_client() - whether a client is registered
+ *
+ * Return: true if a driver consumes the bitmaps (its host may read them).
+ */
+bool free_page_bitmap_has_client(void)
+{
+	return READ_ONCE(fpb_client);
+}
+
+/**
  * free_page_bitmap_set_mode() - choose when tracking runs
  * @mode: always, on host request, or never
  *
@@ -536,17 +570,20 @@ unsigned long free_page_bitmap_verify(void)
  * @client: the consumer; @client->update is called at once if a layout is
  *	    published, and on every change from then on
  *
+ * Context: Process context; takes cpus_read_lock(), get_online_mems() and
+ * the bitmap's mutex, under which @client->update runs.
  * Return: 0, or -EBUSY if another client is registered.
  */
 int free_page_bitmap_register(struct free_page_bitmap_client *client)
 {
 	int err = 0;
 
+	might_sleep();
 	free_page_bitmap_lock();
 	if (fpb_client) {
 		err = -EBUSY;
 	} else {
-		fpb_client = client;
+		WRITE_ONCE(fpb_client, client);
 		fpb_host_wants = false;
 		if (free_page_bitmap_active())
 			client->update(client, &fpb_set->layout);
@@ -562,12 +599,14 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_register);
  *
  * Its host request ends with it.  @client->update is not called again, so
  * the client must stop using the layout (and make its host stop) first.
+ *
+ * Context: Process context, as free_page_bitmap_register().
  */
 void free_page_bitmap_unregister(struct free_page_bitmap_client *client)
 {
-	free_page_bitmap_lock();
+	might_sleep();	free_page_bitmap_lock();
 	if (!WARN_ON(fpb_client != client)) {
-		fpb_client = NULL;
+		WRITE_ONCE(fpb_client, NULL);
 		fpb_host_wants = false;
 		fpb_apply();
 	}
@@ -582,11 +621,14 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_unregister);
  *
  * Tracking starts only if the mode is "host" or "always"; the client learns
  * the outcome through @client->update.
+ *
+ * Context: Process context, as free_page_bitmap_register(); not from a
+ * virtio config-change callback, which may run in interrupt context.
  */
 void free_page_bitmap_host_request(struct free_page_bitmap_client *client,
 				   bool track)
 {
-	free_page_bitmap_lock();
+	might_sleep();	free_page_bitmap_lock();
 	if (!WARN_ON(fpb_client != client)) {
 		fpb_host_wants = track;
 		fpb_apply();
@@ -603,7 +645,7 @@ static bool fpb_covers_all_zones(void)
 	for_each_zone(zone) {
 		struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
 
-		if (!zone->spanned_pages)
+		if (!free_page_bitmap_tracks_zone(zone))
 			continue;
 		free_page_bitmap_span(zone, free_page_bitmap_granule_order,
 				      &start, &nr_bits);

@@ -43,7 +43,7 @@ static int __init fpb_setup(char *str)
 	if (mode < 0) {
 		pr_warn("unknown mode '%s', keeping '%s'\n", str,
 			fpb_mode_names[free_page_bitmap_mode]);
-		return 0;
+		return 1;
 	}
 	free_page_bitmap_mode = mode;
 	return 1;

@@ -39,5 +39,5 @@ git -C "$tmp" -c user.name=base -c user.email=base@localhost \
 git -C "$tmp" tag base
 echo "$want" > "$tmp/.git/fpb-base"
 
-rm -rf "$LINUX_TREE" "$KBUILD_DIR"
+rm -rf "$LINUX_TREE" "$LINUX_BASE_TREE" "$KBUILD_DIR"
 mv "$tmp" "$LINUX_TREE"

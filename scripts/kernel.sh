@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Configure and build a kernel from the assembled tree.
-#   kernel.sh BUILD_NAME FRAGMENT... [-- MAKE_TARGET...]
+# Configure and build a kernel from the assembled tree, or from another
+# tree (--base: the unpatched base; --tree DIR), for x86_64 or, with
+# --arch arm64, cross-compiled with Debian's aarch64-linux-gnu-gcc.
+#   kernel.sh [--base | --tree DIR] [--arch ARCH] BUILD_NAME FRAGMENT... [-- MAKE_TARGET...]
 # The .config is tinyconfig + the fragments; it is regenerated only when a
 # fragment or a Kconfig file changes, and every option a fragment asks for
-# must survive olddefconfig.
+# must survive olddefconfig (with KCONFIG_LENIENT=1, options this tree's
+# Kconfig does not know yet are let go: a series commit before they exist).
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
+tree=$LINUX_TREE arch=() cross=
+while :; do
+	case $1 in
+	--base) ensure_base_tree; tree=$LINUX_BASE_TREE ;;
+	--tree) tree=$2; shift ;;
+	--arch) [ "$2" = arm64 ] || die "kernel: only arm64 is known as a cross target"
+		cross=aarch64-linux-gnu-
+		arch=(ARCH=arm64 CROSS_COMPILE=$cross); shift ;;
+	*) break ;;
+	esac
+	shift
+done
 name=$1; shift
 frags=() targets=()
 while [ $# -gt 0 ] && [ "$1" != -- ]; do frags+=("$(readlink -f "$1")"); shift; done
@@ -15,7 +30,7 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do frags+=("$(readlink -f "$1")"); shift; 
 
 out=$KBUILD_DIR/$name
 mkdir -p "$out"
-kmake=(make -C "$LINUX_TREE" O="$out" LOCALVERSION= -j"$(nproc)" -s)
+kmake=(make -C "$tree" O="$out" LOCALVERSION= -j"$(nproc)" -s ${arch[@]+"${arch[@]}"})
 
 # Print each option of the fragments that the final .config does not honour.
 config_mismatches() {
@@ -26,17 +41,20 @@ config_mismatches() {
 		got=$(grep -E "^$sym=" "$config" || true)
 		case $line in
 		*=n|'# '*) [ -z "$got" ] || echo "  $sym: wanted n, got $got" ;;
-		*)	   [ "$got" = "$line" ] || echo "  $line: got ${got:-unset}" ;;
+		*)	   [ "$got" = "$line" ] ||
+			   { [ "${KCONFIG_LENIENT:-0}" = 1 ] && [ -z "$got" ] &&
+			     ! grep -rqs "^config ${sym#CONFIG_}\$" --include='Kconfig*' "$tree"; } ||
+			   echo "  $line: got ${got:-unset}" ;;
 		esac
 	done
 }
 
-key=$( { cat "${frags[@]}"; git -C "$LINUX_TREE" ls-tree -r HEAD |
+key=$( { echo "${arch[*]}"; cat "${frags[@]}"; git -C "$tree" ls-tree -r HEAD |
 	 grep -E '/Kconfig[^/]*$|	Kconfig$'; } | sha256sum | cut -c1-16)
 if [ "$(cat "$out/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$out/.config" ]; then
 	step "configure $name: tinyconfig + ${frags[*]##*/}"
 	"${kmake[@]}" tinyconfig >/dev/null
-	"$LINUX_TREE/scripts/kconfig/merge_config.sh" -m -O "$out" \
+	"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" \
 		"$out/.config" "${frags[@]}" >/dev/null
 	"${kmake[@]}" olddefconfig >/dev/null
 	bad=$(config_mismatches "$out/.config" "${frags[@]}")
@@ -46,6 +64,6 @@ $bad"; }
 fi
 
 step "build $name: ${targets[*]}"
-export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
+export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$tree
 export KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=fpb KBUILD_BUILD_HOST=fpb
-"${kmake[@]}" CC="ccache gcc" "${targets[@]}" || die "kernel build $name failed"
+"${kmake[@]}" CC="ccache ${cross}gcc" "${targets[@]}" || die "kernel build $name failed"

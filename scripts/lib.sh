@@ -1,6 +1,11 @@
 # Shared settings and helpers, sourced by the scripts in this directory.
 # shellcheck shell=bash
 
+# Debian's tools first: the kernel's python helpers (checkpatch's
+# spdxcheck.py, kunit.py) need Debian's python3 modules, and a python3
+# installed elsewhere may come first on PATH.
+export PATH=/usr/bin:/bin:$PATH
+
 # Everything built or downloaded lives here, outside the clone.
 FPB_CACHE=${FPB_CACHE:-/var/cache/free-page-bitmap}
 FPB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,12 +18,48 @@ LINUX_TARBALL=/usr/src/linux-source-6.12.tar.xz
 # The stock QEMU used for baselines and by kunit.py.
 QEMU_DEB_VERSION=1:10.0.2+ds-2+deb13u1~bpo12+1
 
-# The assembled kernel tree and its build directories.
+# The assembled kernel tree, the pristine base checked out beside it (for
+# comparisons with an unpatched kernel) and the build directories.
 LINUX_TREE=$FPB_CACHE/linux
+LINUX_BASE_TREE=$FPB_CACHE/linux-base
 KBUILD_DIR=$FPB_CACHE/build
 
 # Paths in this repository that are copied into the kernel tree.
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
+
+# Check out the unpatched base tree at LINUX_BASE_TREE, once.
+ensure_base_tree() {
+	[ -d "$LINUX_BASE_TREE" ] ||
+		git -C "$LINUX_TREE" worktree add -q --detach "$LINUX_BASE_TREE" base
+}
+
+# TAP output for the gate scripts: tap STATUS NAME [DETAILS]; the counts
+# are in $n and $failed.
+n=0 failed=0
+tap() {
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n $2"
+	else
+		echo "not ok $n $2"; failed=$((failed + 1))
+		[ -z "${3:-}" ] || printf '%s\n' "$3" | head -40 | sed 's/^/# /'
+	fi
+}
+# run_check NAME CMD...: ok iff CMD succeeds and prints nothing.
+run_check() {
+	local name=$1 out rc=0; shift
+	out=$("$@" 2>&1) || rc=$?
+	[ -z "$out" ] || [ $rc -ne 0 ] || rc=1
+	tap $rc "$name" "$out"
+}
+
+# warnings TREE BUILD_DIR OBJ: rebuild OBJ with sparse (C=2) and W=1 and
+# print its warnings, without the tree prefix and line numbers, sorted.
+warnings() {
+	touch "$1/${3%.o}.c"
+	make -C "$1" O="$2" LOCALVERSION= -s C=2 W=1 "$3" 2>&1 |
+		grep -E 'warning:|error:' | sed -E "s|$1/||; s/:[0-9]+(:[0-9]+)?:/:/" | sort || true
+}
 
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -7,26 +7,7 @@
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-n=0 failed=0
-tap() { # tap STATUS NAME [DETAILS]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		echo "not ok $n $2"; failed=$((failed + 1))
-		[ -z "${3:-}" ] || printf '%s\n' "$3" | head -40 | sed 's/^/# /'
-	fi
-}
-run_check() { # run_check NAME CMD... : ok iff CMD succeeds and prints nothing
-	local name=$1 out rc=0; shift
-	out=$("$@" 2>&1) || rc=$?
-	[ -z "$out" ] || [ $rc -ne 0 ] || rc=1
-	tap $rc "$name" "$out"
-}
 
-# checkpatch runs scripts/spdxcheck.py with the python3 on PATH, which
-# must be Debian's (it has python3-ply).
-export PATH=/usr/bin:$PATH
 cd "$LINUX_TREE"
 series=$FPB_REPO/patches/linux/series
 patches=$(grep -v '^\s*\(#\|$\)' "$series" 2>/dev/null | awk '{print $1}' || true)
@@ -57,11 +38,6 @@ done
 # sparse and W=1: compile each kernel C file of ours and each patched C
 # file that the guest configuration builds (selftests are userspace).
 guest=$KBUILD_DIR/guest
-kmake=(make -C "$LINUX_TREE" O="$guest" LOCALVERSION= -s C=2 W=1)
-warnings() { # warnings TREE BUILD_DIR OBJ: compiler and sparse lines, sans tree and line numbers
-	make -C "$1" O="$2" LOCALVERSION= -s C=2 W=1 "$3" 2>&1 |
-		grep -E 'warning:|error:' | sed -E "s|$1/||; s/:[0-9]+(:[0-9]+)?:/:/" | sort || true
-}
 for f in $ours $touched; do
 	case $f in tools/*) continue ;; *.c) ;; *) continue ;; esac
 	obj=${f%.c}.o
@@ -69,15 +45,11 @@ for f in $ours $touched; do
 		echo "ok $((n + 1)) sparse and W=1 $f # SKIP not built by configs/guest.config"
 		n=$((n + 1)); continue
 	fi
-	touch "$f"
 	new=$(warnings "$LINUX_TREE" "$guest" "$obj")
 	if grep -qxF "$f" <<< "$touched" && [ -n "$new" ]; then
 		# Compare with the same file in the base tree, built alike.
-		base=$FPB_CACHE/linux-base
-		[ -d "$base" ] || git worktree add -q --detach "$base" base
-		mkdir -p "$KBUILD_DIR/base-lint" && cp "$guest/.config" "$KBUILD_DIR/base-lint/.config"
-		make -C "$base" O="$KBUILD_DIR/base-lint" LOCALVERSION= -s olddefconfig prepare >/dev/null 2>&1
-		old=$(warnings "$base" "$KBUILD_DIR/base-lint" "$obj")
+		"$FPB_REPO/scripts/kernel.sh" --base base "$FPB_REPO/configs/guest.config" -- prepare >/dev/null
+		old=$(warnings "$LINUX_BASE_TREE" "$KBUILD_DIR/base" "$obj")
 		new=$(comm -23 <(printf '%s\n' "$new") <(printf '%s\n' "$old"))
 	fi
 	[ -z "$new" ] && tap 0 "sparse and W=1 $f" || tap 1 "sparse and W=1 $f" "$new"

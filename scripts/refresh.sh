@@ -68,8 +68,9 @@ for p in "${!regen[@]}"; do
 	GIT_INDEX_FILE=$idx git read-tree "${commit:-HEAD}"
 	for f in ${regen[$p]}; do
 		if [ -e "$f" ]; then
+			[ -x "$f" ] && mode=100755 || mode=100644
 			GIT_INDEX_FILE=$idx git update-index --add --cacheinfo \
-				"100644,$(git hash-object -w "$f"),$f"
+				"$mode,$(git hash-object -w "$f"),$f"
 		else
 			GIT_INDEX_FILE=$idx git update-index --force-remove "$f"
 		fi

@@ -30,7 +30,7 @@ pinned=(
 tools=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio ccache sparse
 	dwarves kmod rsync python3 perl busybox-static xz-utils git
-	libnuma-dev libcap-dev python3-ply python3-git
+	libnuma-dev libcap-dev python3-ply python3-git gcc-aarch64-linux-gnu
 )
 
 missing=()

@@ -43,8 +43,12 @@ struct free_page_bitmap_layout {
  * @update: called in process context with the layout when tracking
  *	    becomes active or its layout changes, and with %NULL before the
  *	    bits stop being maintained or their memory is freed.  The layout
- *	    stays valid until the next call.  It runs under the bitmap's
- *	    locks and must not call back into this API.
+ *	    stays valid until the next call.  It runs under cpus_read_lock(),
+ *	    the memory hotplug lock (for write, when memory goes online) and
+ *	    the bitmap's mutex: it must not call back into this API, wait
+ *	    for work that takes those locks, or take a lock that the client
+ *	    holds while it calls this API.  Queue work for anything more
+ *	    than writing to memory.
  */
 struct free_page_bitmap_client {
 	void (*update)(struct free_page_bitmap_client *client,

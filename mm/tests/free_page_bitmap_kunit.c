@@ -6,7 +6,9 @@
  *
  * The cases drive the real allocator and the real bitmaps of this kernel,
  * so they run serially at boot and restore the mode and granule they
- * found.  The concurrency case needs an SMP guest (kunit.py --arch=x86_64
+ * found.  They skip when a driver consumes the bitmaps: its host may be
+ * reading them, and one case plants a wrong bit on purpose.  The
+ * concurrency cases need an SMP guest (kunit.py --arch=x86_64
  * --qemu_args='-smp 2'), not UML.
  */
 
@@ -26,6 +28,8 @@ static unsigned int saved_granule;
 
 static int fpb_test_init(struct kunit *test)
 {
+	if (free_page_bitmap_has_client())
+		kunit_skip(test, "a driver consumes the bitmaps; its host may be reading them");
 	saved_mode = free_page_bitmap_mode;
 	saved_granule = free_page_bitmap_granule_order;
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(0), 0);
@@ -94,10 +98,7 @@ static const struct fpb_span_case fpb_span_cases[] = {
 	{ "unaligned start rounds down", 0x1001, 0xfff, 3, 0x1000, 512 },
 	{ "partial last granule counts", 0, 4097, 9, 0, 9 },
 	{ "one page zone", 0x7ff, 1, 10, 0x400, 1 },
-	{ "max order, both ends partial", 0x12345, 0x40000, MAX_PAGE_ORDER,
-	  0x12345 & ~((1UL << MAX_PAGE_ORDER) - 1),
-	  DIV_ROUND_UP(0x52345 - (0x12345 & ~((1UL << MAX_PAGE_ORDER) - 1)),
-		       1UL << MAX_PAGE_ORDER) },
+	{ "order 10, both ends partial", 0x12345, 0x40000, 10, 0x12000, 257 },
 };
 
 KUNIT_ARRAY_PARAM_DESC(fpb_span, fpb_span_cases, desc);
@@ -136,22 +137,24 @@ static void fpb_span_every_order_test(struct kunit *test)
 }
 
 /* Allocate and free a block of every order; the bits follow. */
-static const unsigned int fpb_orders[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+static unsigned int fpb_orders[NR_PAGE_ORDERS];
 
-static void fpb_order_desc(const unsigned int *order, char *desc)
+static const void *fpb_order_gen_params(const void *prev, char *desc)
 {
-	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "order %u", *order);
-}
+	unsigned int order = prev ? *(const unsigned int *)prev + 1 : 0;
 
-KUNIT_ARRAY_PARAM(fpb_order, fpb_orders, fpb_order_desc);
+	if (order >= NR_PAGE_ORDERS)
+		return NULL;
+	fpb_orders[order] = order;
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "order %u", order);
+	return &fpb_orders[order];
+}
 
 static void fpb_alloc_free_order_test(struct kunit *test)
 {
 	unsigned int order = *(const unsigned int *)test->param_value;
 	struct page *page;
 
-	if (order > MAX_PAGE_ORDER)
-		kunit_skip(test, "order %u > MAX_PAGE_ORDER", order);
 	page = alloc_pages(GFP_KERNEL | __GFP_NOWARN, order);
 	if (!page)
 		kunit_skip(test, "no free block of order %u", order);
@@ -159,7 +162,7 @@ static void fpb_alloc_free_order_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 
 	__free_pages(page, order);
-	drain_all_pages(NULL);
+	drain_all_pages(page_zone(page));
 	expect_bits_match_page(test, page);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 }
@@ -178,11 +181,15 @@ static void fpb_split_merge_test(struct kunit *test)
 	for (i = 0; i < n; i++) {
 		__free_page(page + free_order[i]);
 		/* Straight to the buddy lists, so that halves can merge. */
-		drain_all_pages(NULL);
+		drain_all_pages(page_zone(page));
 		KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 	}
-	for (i = 0; i < n; i++)
+	/* Merged back: free again, so every bit of the block is set. */
+	for (i = 0; i < n; i++) {
 		expect_bits_match_page(test, page + i);
+		KUNIT_EXPECT_TRUE_MSG(test, fpb_bit(page_to_pfn(page + i)),
+				      "page %u of the merged block reads allocated", i);
+	}
 }
 
 /* Per-cpu list pages count as allocated until drained. */
@@ -192,9 +199,11 @@ static void fpb_pcp_drain_test(struct kunit *test)
 
 	KUNIT_ASSERT_NOT_NULL(test, page);
 	__free_page(page);
-	/* On a pcp list (not PageBuddy) it must read allocated. */
-	expect_bits_match_page(test, page);
-	drain_all_pages(NULL);
+	/* It goes to the head of this CPU's pcp list, not to the buddy. */
+	KUNIT_EXPECT_FALSE_MSG(test, is_free_buddy_page(page),
+			       "a freed order-0 page skipped the per-cpu list");
+	KUNIT_EXPECT_FALSE(test, fpb_bit(page_to_pfn(page)));
+	drain_all_pages(page_zone(page));
 	expect_bits_match_page(test, page);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 }
@@ -276,11 +285,19 @@ struct fpb_churn {
 	unsigned long rounds;
 };
 
+/* The running churners, allocated per case */
+static struct fpb_churn *fpb_churners;
+/* Check each new block's bits (only while no rebuild frees the bitmap) */
+static bool fpb_check_allocations;
+/* Pages that read free right after they were allocated */
+static atomic_long_t fpb_reads_free;
+
 static int fpb_churn_fn(void *arg)
 {
 	struct fpb_churn *churn = arg;
 	struct page *held[16] = { };
 	unsigned int held_order[16] = { };
+	unsigned long p;
 	unsigned int i;
 
 	while (!kthread_should_stop()) {
@@ -294,6 +311,10 @@ static int fpb_churn_fn(void *arg)
 					get_random_u32_below(5) : pageblock_order;
 			held[i] = alloc_pages(GFP_KERNEL | __GFP_NOWARN,
 					      held_order[i]);
+			for (p = 0; held[i] && READ_ONCE(fpb_check_allocations) &&
+			     p < (1UL << held_order[i]); p++)
+				if (fpb_bit(page_to_pfn(held[i]) + p))
+					atomic_long_inc(&fpb_reads_free);
 		}
 		churn->rounds++;
 		cond_resched();
@@ -304,20 +325,44 @@ static int fpb_churn_fn(void *arg)
 	return 0;
 }
 
+static unsigned long fpb_stop_churn(struct kunit *test, unsigned int nr)
+{
+	unsigned long rounds = 0;
+	unsigned int i;
+
+	for (i = 0; i < nr; i++) {
+		if (!IS_ERR_OR_NULL(fpb_churners[i].task))
+			kthread_stop(fpb_churners[i].task);
+		fpb_churners[i].task = NULL;
+		rounds += fpb_churners[i].rounds;
+	}
+	return rounds;
+}
+
+static void fpb_start_churn(struct kunit *test, unsigned int nr)
+{
+	unsigned int i;
+
+	fpb_churners = kunit_kcalloc(test, nr, sizeof(*fpb_churners), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, fpb_churners);
+	for (i = 0; i < nr; i++) {
+		fpb_churners[i].task = kthread_run(fpb_churn_fn, &fpb_churners[i],
+						   "fpb_churn/%u", i);
+		if (IS_ERR(fpb_churners[i].task)) {
+			fpb_stop_churn(test, i);
+			KUNIT_FAIL_AND_ABORT(test, "cannot start kthread %u", i);
+		}
+	}
+}
+
 static void fpb_concurrent_churn_test(struct kunit *test)
 {
-	unsigned int nr = 2 * num_online_cpus(), i, round;
-	struct fpb_churn *churn;
-	unsigned long rounds = 0;
+	unsigned int nr = 2 * num_online_cpus(), round;
+	unsigned long rounds;
 
 	if (num_online_cpus() < 2)
 		kunit_skip(test, "needs an SMP guest, this one has one CPU");
-	churn = kunit_kcalloc(test, nr, sizeof(*churn), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, churn);
-	for (i = 0; i < nr; i++) {
-		churn[i].task = kthread_run(fpb_churn_fn, &churn[i], "fpb_churn/%u", i);
-		KUNIT_ASSERT_FALSE(test, IS_ERR(churn[i].task));
-	}
+	fpb_start_churn(test, nr);
 
 	/* Rebuild, re-enable and verify while the churn goes on. */
 	for (round = 0; round < 4; round++) {
@@ -331,15 +376,34 @@ static void fpb_concurrent_churn_test(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 	}
 
-	for (i = 0; i < nr; i++) {
-		kthread_stop(churn[i].task);
-		rounds += churn[i].rounds;
-	}
+	rounds = fpb_stop_churn(test, nr);
 	kunit_info(test, "%u kthreads, %lu allocations and frees", nr, rounds);
 	KUNIT_EXPECT_GT(test, rounds, 0UL);
 	drain_all_pages(NULL);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 	expect_weight_matches_free_lists(test);
+}
+
+/*
+ * What a host relies on: a block's bits read clear, without any lock, as
+ * soon as the allocator hands it out, while other CPUs allocate and free.
+ */
+static void fpb_alloc_reads_clear_under_churn_test(struct kunit *test)
+{
+	unsigned int nr = 2 * num_online_cpus();
+	unsigned long rounds;
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs an SMP guest, this one has one CPU");
+	atomic_long_set(&fpb_reads_free, 0);
+	WRITE_ONCE(fpb_check_allocations, true);
+	fpb_start_churn(test, nr);
+	msleep(1000);
+	rounds = fpb_stop_churn(test, nr);
+	WRITE_ONCE(fpb_check_allocations, false);
+	kunit_info(test, "%u kthreads, %lu allocations and frees", nr, rounds);
+	KUNIT_EXPECT_GT(test, rounds, 0UL);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&fpb_reads_free), 0);
 }
 
 /* Granule changes rebuild; a bad granule changes nothing. */
@@ -402,6 +466,12 @@ static void fpb_test_update(struct free_page_bitmap_client *client,
 		c->nulls++;
 }
 
+static void fpb_test_unregister(void *client)
+{
+	free_page_bitmap_unregister(client);
+}
+
+/* Registered until the case ends, also when an assertion ends it early. */
 static struct fpb_test_client *fpb_test_register(struct kunit *test)
 {
 	struct fpb_test_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
@@ -413,6 +483,8 @@ static struct fpb_test_client *fpb_test_register(struct kunit *test)
 	if (err == -EBUSY)
 		kunit_skip(test, "another client (a balloon device?) is registered");
 	KUNIT_ASSERT_EQ(test, err, 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, fpb_test_unregister,
+							&c->client), 0);
 	return c;
 }
 
@@ -445,7 +517,7 @@ static void fpb_client_sees_changes_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
 	KUNIT_EXPECT_EQ(test, c->calls, 4);
 
-	free_page_bitmap_unregister(&c->client);
+	kunit_release_action(test, fpb_test_unregister, &c->client);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
 	KUNIT_EXPECT_EQ(test, c->calls, 4);
 }
@@ -478,7 +550,6 @@ static void fpb_host_request_test(struct kunit *test)
 	free_page_bitmap_host_request(&c->client, true);
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
 	KUNIT_EXPECT_EQ(test, c->calls, 2);
-	free_page_bitmap_unregister(&c->client);
 }
 
 /* What a client is given describes the bitmaps' real pages. */
@@ -491,17 +562,17 @@ static void fpb_layout_test(struct kunit *test)
 
 	KUNIT_ASSERT_NOT_NULL(test, layout);
 	for_each_zone(zone)
-		nr += !!zone->spanned_pages;
+		nr += free_page_bitmap_tracks_zone(zone);
 	KUNIT_EXPECT_EQ(test, layout->nr_ranges, nr);
 
-	/* Ranges come in zone order, one per zone that spans pages. */
+	/* Ranges come in zone order, one per tracked zone. */
 	i = 0;
 	for_each_zone(zone) {
 		const struct free_page_bitmap_range *r = &layout->ranges[i];
 		struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
 		unsigned long start, nr_bits, p;
 
-		if (!zone->spanned_pages || i >= layout->nr_ranges)
+		if (!free_page_bitmap_tracks_zone(zone) || i >= layout->nr_ranges)
 			continue;
 		i++;
 		KUNIT_ASSERT_NOT_NULL(test, fpz);
@@ -515,7 +586,6 @@ static void fpb_layout_test(struct kunit *test)
 					    vmalloc_to_pfn((char *)fpz->bits + p * PAGE_SIZE),
 					    "zone %s page %lu", zone->name, p);
 	}
-	free_page_bitmap_unregister(&c->client);
 }
 
 static struct kunit_case free_page_bitmap_cases[] = {
@@ -527,6 +597,7 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE_PARAM(fpb_weight_matches_free_lists_test, fpb_granule_gen_params),
 	KUNIT_CASE(fpb_verify_detects_wrong_bit_test),
 	KUNIT_CASE_SLOW(fpb_concurrent_churn_test),
+	KUNIT_CASE_SLOW(fpb_alloc_reads_clear_under_churn_test),
 	KUNIT_CASE(fpb_granule_change_test),
 	KUNIT_CASE(fpb_disable_test),
 	KUNIT_CASE(fpb_client_sees_changes_test),
@@ -553,7 +624,6 @@ static void fpb_refused_test(struct kunit *test)
 
 	if (!want_init_on_free() && !page_poisoning_enabled_static())
 		kunit_skip(test, "boot with init_on_free=1 or page_poison=1 to run");
-	saved_mode = free_page_bitmap_mode;
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
 	KUNIT_EXPECT_FALSE(test, static_key_enabled(&free_page_bitmap_enabled));
@@ -561,6 +631,16 @@ static void fpb_refused_test(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, reason);
 	KUNIT_EXPECT_NOT_NULL(test, strstr(reason, want_init_on_free() ?
 					   "init_on_free" : "page poisoning"));
+}
+
+static int fpb_refusal_init(struct kunit *test)
+{
+	saved_mode = free_page_bitmap_mode;
+	return 0;
+}
+
+static void fpb_refusal_exit(struct kunit *test)
+{
 	free_page_bitmap_set_mode(saved_mode);
 }
 
@@ -571,6 +651,8 @@ static struct kunit_case free_page_bitmap_refusal_cases[] = {
 
 static struct kunit_suite free_page_bitmap_refusal_suite = {
 	.name = "free_page_bitmap_refusal",
+	.init = fpb_refusal_init,
+	.exit = fpb_refusal_exit,
 	.test_cases = free_page_bitmap_refusal_cases,
 };
 

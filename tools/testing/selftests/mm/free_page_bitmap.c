@@ -6,13 +6,17 @@
  * Every knob takes its valid values and rejects bad ones with EINVAL
  * without changing; the state files follow; the bitmaps stay exact (verify
  * reads 0) while tracking is toggled and rebuilt under processes that
- * mmap, fault in, THP-collapse and munmap memory; and the pages the
- * bitmaps call free match the buddy allocator's own count.
+ * mmap, fault in, THP-collapse and munmap memory; the pages the bitmaps
+ * call free match the buddy allocator's own count; and onlining and
+ * offlining a memory block (if the machine has an offline one, e.g. a
+ * DIMM with memhp_default_state=offline) keeps them exact.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,20 +64,26 @@ static unsigned long knob_ul(const char *name)
 	return strtoul(knob(name), NULL, 10);
 }
 
-/* Write @val to a knob; returns 0 or the errno of the write. */
-static int write_knob(const char *name, const char *val)
+/* Write @val to a file; returns 0 or the errno of the write. */
+static int write_path(const char *path, const char *val)
 {
-	char path[128];
-	int fd, err = 0;
+	int fd = open(path, O_WRONLY), err = 0;
 
-	snprintf(path, sizeof(path), FPB_DIR "%s", name);
-	fd = open(path, O_WRONLY);
 	if (fd < 0)
 		return errno;
 	if (write(fd, val, strlen(val)) < 0)
 		err = errno;
 	close(fd);
 	return err;
+}
+
+/* Write @val to a knob; returns 0 or the errno of the write. */
+static int write_knob(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), FPB_DIR "%s", name);
+	return write_path(path, val);
 }
 
 static void must_write(const char *name, const char *val)
@@ -283,6 +293,56 @@ static void test_churn(void)
 			 NR_CHURNERS, wrong);
 }
 
+/* The first offline memory block, in @path; false if there is none. */
+static bool find_offline_block(char *path, size_t size)
+{
+	DIR *dir = opendir("/sys/devices/system/memory");
+	struct dirent *d;
+	char state[32];
+	bool found = false;
+
+	while (dir && !found && (d = readdir(dir))) {
+		if (strncmp(d->d_name, "memory", 6))
+			continue;
+		snprintf(path, size, "/sys/devices/system/memory/%s/state", d->d_name);
+		found = !read_file(path, state, sizeof(state)) && !strcmp(state, "offline");
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+/*
+ * Online a memory block into ZONE_MOVABLE (a zone that grows, or is
+ * populated for the first time), then offline it again: the bitmaps must
+ * be rebuilt before its pages reach the free lists, and stay exact.
+ */
+static void test_hotplug(void)
+{
+	unsigned long rebuilds, tracked;
+	char path[300];
+	int err;
+
+	if (!find_offline_block(path, sizeof(path))) {
+		ksft_test_result_skip("memory hotplug: no offline memory block (%s)\n",
+				      "boot with a DIMM and memhp_default_state=offline");
+		ksft_test_result_skip("memory hotplug: offline\n");
+		return;
+	}
+	must_write("enabled", "always");
+	rebuilds = knob_ul("rebuild_count");
+	tracked = knob_ul("tracked_free_pages");
+	err = write_path(path, "online_movable");
+	ksft_test_result(!err && knob_ul("rebuild_count") > rebuilds && knob_ul("active") == 1 &&
+			 knob_ul("tracked_free_pages") > tracked && verify() == 0,
+			 "memory hotplug: online_movable %s rebuilds, tracks its pages, verify 0 (%s)\n",
+			 path, strerror(err));
+	err = write_path(path, "offline");
+	ksft_test_result(!err && knob_ul("active") == 1 && verify() == 0,
+			 "memory hotplug: offline again, verify 0 (%s)\n", strerror(err));
+	must_write("enabled", "never");
+}
+
 int main(void)
 {
 	char mode[64], granule[16];
@@ -300,10 +360,11 @@ int main(void)
 	mode[strcspn(mode, "]")] = '\0';
 	snprintf(granule, sizeof(granule), "%s", knob("granule_order"));
 
-	ksft_set_plan(ARRAY_SIZE(write_cases) + 9);
+	ksft_set_plan(ARRAY_SIZE(write_cases) + 11);
 	test_writes();
 	test_state();
 	test_churn();
+	test_hotplug();
 
 	must_write("granule_order", granule);
 	must_write("enabled", mode);

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Review gates on the exported series, one TAP line per check:
+#   - it exports (applies in order, uses everything once, ends at the tree);
+#   - checkpatch.pl --strict on every patch (patches/linux/checkpatch-exceptions);
+#   - the kernel builds at every commit, with no sparse or W=1 warning in
+#     the C files the commit adds or touches that the base does not have;
+#   - get_maintainer.pl names our entry for each of our files;
+#   - at the tip, CONFIG_FREE_PAGE_BITMAP=n builds and leaves no trace in
+#     vmlinux, and the feature builds for arm64 with Debian's cross gcc.
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+work=$FPB_CACHE/series-tree
+out=$FPB_CACHE/series
+guest=$FPB_REPO/configs/guest.config feature=$FPB_REPO/configs/feature.config
+
+echo "TAP version 13"
+run_check "series exports: applies in order, uses every patch and file once, ends at the assembled tree" \
+	bash -c '"$0" >/dev/null' "$FPB_REPO/scripts/series.sh"
+[ "$failed" = 0 ] || { echo "1..$n"; exit 1; }
+
+ignore=$(grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/checkpatch-exceptions" | paste -sd, || true)
+for p in "$out"/0*.patch; do
+	case $p in *cover-letter*) continue ;; esac
+	run_check "checkpatch --strict $(basename "$p")" \
+		"$LINUX_TREE/scripts/checkpatch.pl" --strict --quiet --no-summary \
+		${ignore:+--ignore "$ignore"} "$p"
+done
+
+# Every commit, oldest first, in the series worktree (each checkout rewrites
+# only what the commit changes, so every build after the first is small).
+"$FPB_REPO/scripts/kernel.sh" --base base "$guest" -- prepare >/dev/null
+for c in $(git -C "$work" rev-list --reverse base..HEAD); do
+	subject=$(git -C "$work" log -1 --format=%s "$c")
+	git -C "$work" checkout -q --detach "$c"
+	run_check "builds at: $subject" bash -c 'KCONFIG_LENIENT=1 "$@" >/dev/null' - \
+		"$FPB_REPO/scripts/kernel.sh" --tree "$work" series "$guest" "$feature" -- bzImage
+	for f in $(git -C "$work" diff-tree --no-commit-id --name-only -r "$c" -- '*.c'); do
+		case $f in tools/*) continue ;; esac
+		[ -f "$KBUILD_DIR/series/${f%.c}.o" ] ||
+			{ tap 0 "sparse and W=1 at $subject: $f # SKIP not built by the guest config"; continue; }
+		new=$(warnings "$work" "$KBUILD_DIR/series" "${f%.c}.o")
+		if [ -n "$new" ] && git -C "$work" cat-file -e "base:$f" 2>/dev/null; then
+			old=$(warnings "$LINUX_BASE_TREE" "$KBUILD_DIR/base" "${f%.c}.o")
+			new=$(comm -23 <(printf '%s\n' "$new") <(printf '%s\n' "$old"))
+		fi
+		[ -z "$new" ] && tap 0 "sparse and W=1 at $subject: $f" ||
+			tap 1 "sparse and W=1 at $subject: $f" "$new"
+	done
+done
+
+email=$(sed -n 's/^M:.*<\(.*\)>.*/\1/p' "$FPB_REPO/MAINTAINERS" | head -1)
+# shellcheck disable=SC2086
+for f in $(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS); do
+	got=$(cd "$LINUX_TREE" && scripts/get_maintainer.pl --no-git --no-git-fallback -f "$f" 2>&1)
+	grep -qF "$email" <<< "$got" && tap 0 "get_maintainer.pl names our entry for $f" ||
+		tap 1 "get_maintainer.pl names our entry for $f" "$got"
+done
+
+run_check "tip builds with CONFIG_FREE_PAGE_BITMAP=n" \
+	bash -c '"$0" guest-off "$1" -- bzImage >/dev/null' "$FPB_REPO/scripts/kernel.sh" "$guest"
+trace=$(nm "$KBUILD_DIR/guest-off/vmlinux" | grep -i free_page_bitmap || true)
+[ -z "$trace" ] && tap 0 "CONFIG_FREE_PAGE_BITMAP=n leaves no free_page_bitmap symbol in vmlinux" ||
+	tap 1 "CONFIG_FREE_PAGE_BITMAP=n leaves no free_page_bitmap symbol in vmlinux" "$trace"
+
+run_check "tip builds for arm64 (aarch64-linux-gnu-gcc) with the feature and W=1 clean on our files" \
+	bash -c '"$0" --arch arm64 arm64 "$1" "$2" -- Image >/dev/null &&
+		 cd "$3" && for f in mm/free_page_bitmap.o mm/free_page_bitmap_sysfs.o; do
+			make -s -C "$4" O="$5" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- LOCALVERSION= W=1 "$f" 2>&1 |
+				grep -E "warning:|error:" || true; done' \
+	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/arm64.config" "$feature" "$LINUX_TREE" \
+	"$LINUX_TREE" "$KBUILD_DIR/arm64"
+echo "1..$n"
+[ "$failed" = 0 ]

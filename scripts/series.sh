@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Export the kernel work as an upstream patch series, as
+# patches/linux/manifest says: `git format-patch --cover-letter --base`
+# output in $FPB_CACHE/series/.  The series is built commit by commit in a
+# worktree at $FPB_CACHE/series-tree, must use every patch and every file
+# of ours exactly once, and must end at the assembled tree.
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+
+manifest=$FPB_REPO/patches/linux/manifest
+work=$FPB_CACHE/series-tree
+out=$FPB_CACHE/series
+
+"$FPB_REPO/scripts/assemble.sh" >/dev/null
+[ -d "$work" ] || git -C "$LINUX_TREE" worktree add -q --detach "$work" base
+cd "$work"
+git checkout -q -f --detach base
+git clean -q -fdx
+
+# Reproducible: authored and committed when the repository last changed.
+who=$(author)
+export GIT_AUTHOR_NAME=${who% <*} GIT_AUTHOR_EMAIL=${who##*<}
+GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL%>}
+export GIT_COMMITTER_NAME=$GIT_AUTHOR_NAME GIT_COMMITTER_EMAIL=$GIT_AUTHOR_EMAIL
+GIT_AUTHOR_DATE=$(git -C "$FPB_REPO" log -1 --format=%cI 2>/dev/null || date -u +%FT%TZ)
+export GIT_AUTHOR_DATE GIT_COMMITTER_DATE=$GIT_AUTHOR_DATE
+
+# Our MAINTAINERS entry, with the F: lines that match a file in the tree so
+# far: each commit that adds files names them there, so checkpatch and
+# get_maintainer.pl are right at every commit.
+file_maintainers() {
+	local entry line pattern f
+	entry=$(while IFS= read -r line; do
+		case $line in
+		F:*) pattern=${line#F:}; pattern=${pattern#"${pattern%%[! 	]*}"}
+		     for f in "${!used[@]}"; do
+			     # shellcheck disable=SC2053
+			     if [[ $f == $pattern || $f == "$pattern"* ]]; then echo "$line"; break; fi
+		     done ;;
+		*) echo "$line" ;;
+		esac
+	done < "$FPB_REPO/MAINTAINERS")
+	git cat-file blob base:MAINTAINERS |
+		awk -v SNIPPET=<(echo "$entry") -f "$FPB_REPO/scripts/maintainers-insert.awk" > MAINTAINERS
+	git add MAINTAINERS
+}
+
+declare -A used
+commit_stanza() { # commit_stanza PATCH FILE...: one commit of the series
+	local patch=$1 f; shift
+	git am -q --whitespace=nowarn "$FPB_REPO/patches/linux/$patch" ||
+		die "series: $patch does not apply (manifest order)"
+	for f in "$@"; do
+		[ -f "$FPB_REPO/$f" ] || die "series: manifest names $f, which is not in the repository"
+		mkdir -p "$(dirname "$f")" && cp -p "$FPB_REPO/$f" "$f" && git add -f "$f"
+		used[$f]=1
+	done
+	used[$patch]=1
+	if [ $# -gt 0 ]; then
+		file_maintainers
+		git commit -q --amend --no-edit
+	fi
+}
+
+patch= files=()
+while read -r key value; do
+	case $key in
+	''|'#'*) continue ;;
+	patch:)
+		[ -z "$patch" ] || commit_stanza "$patch" ${files[@]+"${files[@]}"}
+		patch=$value files=() ;;
+	file:) files+=("$value") ;;
+	*) die "series: manifest line '$key $value' is neither patch: nor file:" ;;
+	esac
+done < "$manifest"
+[ -z "$patch" ] || commit_stanza "$patch" ${files[@]+"${files[@]}"}
+
+# Everything is in the series once, and the series is the assembled tree.
+missing=$( { grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/series" | awk '{print $1}'
+	     # shellcheck disable=SC2086
+	     (cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS); } |
+	   while read -r x; do [ -n "${used[$x]:-}" ] || echo "$x"; done)
+[ -z "$missing" ] || die "series: the manifest leaves out: $missing"
+if ! git diff --quiet HEAD "$(git -C "$LINUX_TREE" rev-parse HEAD)"; then
+	git diff --stat HEAD "$(git -C "$LINUX_TREE" rev-parse HEAD)" >&2
+	die "series: the series does not end at the assembled tree (above: what differs)"
+fi
+
+rm -rf "$out"
+git format-patch -q --cover-letter --base=base -o "$out" base..HEAD
+cover=$(ls "$out"/0000-cover-letter.patch)
+python3 - "$cover" "$FPB_REPO/patches/linux/cover-letter" "$FPB_REPO/bench/results" <<'PY'
+import sys, os, re
+cover, template, results = sys.argv[1:]
+text = open(template).read()
+for name in re.findall(r"@include ([\w.-]+)@", text):
+    path = os.path.join(results, name)
+    body = open(path).read().strip() if os.path.exists(path) else "(not measured yet: %s)" % name
+    text = text.replace("@include %s@" % name, body)
+subject, _, body = text.partition("\n\n")
+letter = open(cover).read()
+letter = letter.replace("*** SUBJECT HERE ***", subject.strip())
+letter = letter.replace("*** BLURB HERE ***", body.strip())
+open(cover, "w").write(letter)
+PY
+echo "series: $(ls "$out" | grep -vc cover-letter) patches and a cover letter in $out"
