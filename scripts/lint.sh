@@ -41,10 +41,8 @@ guest=$KBUILD_DIR/guest
 for f in $ours $touched; do
 	case $f in tools/*) continue ;; *.c) ;; *) continue ;; esac
 	obj=${f%.c}.o
-	if [ ! -f "$guest/$obj" ]; then
-		echo "ok $((n + 1)) sparse and W=1 $f # SKIP not built by configs/guest.config"
-		n=$((n + 1)); continue
-	fi
+	[ -f "$guest/$obj" ] ||
+		{ tap 0 "sparse and W=1 $f # SKIP not built by configs/guest.config"; continue; }
 	new=$(warnings "$LINUX_TREE" "$guest" "$obj")
 	if grep -qxF "$f" <<< "$touched" && [ -n "$new" ]; then
 		# Compare with the same file in the base tree, built alike.
