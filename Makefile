@@ -84,7 +84,7 @@ series: setup
 series-check: setup
 	@scripts/series-check.sh
 
-bench-mm: setup
+bench-mm: assemble
 	@bench/alloc.sh
 	@bench/hook-disasm.sh
 

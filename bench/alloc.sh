@@ -33,8 +33,9 @@ for name in base guest; do
 	step "boot $name: $repeats repeats"
 	"$FPB_REPO/scripts/boot.sh" --kernel "$KBUILD_DIR/$name/arch/x86/boot/bzImage" \
 		--initrd "$KBUILD_DIR/bench-$name.cpio.gz" --run bench-alloc --mem 2G \
-		--timeout 3000 --append "fpb.repeats=$repeats" --log "$raw/$name.log" |
-		grep '^BENCH' || true
+		--timeout 3000 --append "fpb.repeats=$repeats" --log "$raw/$name.log" >/dev/null ||
+		die "bench: the $name guest did not finish (log: $raw/$name.log)"
+	grep '^BENCH' "$raw/$name.log"
 done
 
 cat "$raw"/*.log | grep -h '^BENCH' | python3 -c '

@@ -24,7 +24,7 @@ base=$(text base) off=$(text guest-off) on=$(text guest)
 if [ "$base" = "$off" ]; then
 	off_result="identical: $(wc -l <<< "$base") instructions"
 else
-	off_result="DIFFERENT: $(diff <(echo "$base") <(echo "$off") | grep -c '^[<>]') lines differ"
+	off_result="DIFFERENT: $({ diff <(echo "$base") <(echo "$off") || true; } | grep -c '^[<>]') lines differ"
 fi
 sites=$(objdump -r "$KBUILD_DIR/guest/mm/page_alloc.o" |
 	awk '/^RELOCATION RECORDS FOR/ { sec = $4 } sec == "[__jump_table]:" && /free_page_bitmap_enabled/ { n++ } END { print n + 0 }')

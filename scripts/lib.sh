@@ -27,10 +27,22 @@ KBUILD_DIR=$FPB_CACHE/build
 # Paths in this repository that are copied into the kernel tree.
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 
-# Check out the unpatched base tree at LINUX_BASE_TREE, once.
+# A worktree of LINUX_TREE at DIR, checked out at base; one left half-made
+# or from an older LINUX_TREE is made again.
+ensure_worktree() {
+	local dir=$1
+	if [ "$(git -C "$dir" rev-parse --git-common-dir 2>/dev/null)" != "$LINUX_TREE/.git" ] ||
+	   ! git -C "$dir" diff --quiet HEAD 2>/dev/null; then
+		rm -rf "$dir"
+		git -C "$LINUX_TREE" worktree prune
+		git -C "$LINUX_TREE" worktree add -q --detach "$dir" base ||
+			die "cannot check out $dir"
+	fi
+}
+
+# Check out the unpatched base tree at LINUX_BASE_TREE.
 ensure_base_tree() {
-	[ -d "$LINUX_BASE_TREE" ] ||
-		git -C "$LINUX_TREE" worktree add -q --detach "$LINUX_BASE_TREE" base
+	ensure_worktree "$LINUX_BASE_TREE"
 }
 
 # TAP output for the gate scripts: tap STATUS NAME [DETAILS]; the counts
@@ -42,7 +54,7 @@ tap() {
 		echo "ok $n $2"
 	else
 		echo "not ok $n $2"; failed=$((failed + 1))
-		[ -z "${3:-}" ] || printf '%s\n' "$3" | head -40 | sed 's/^/# /'
+		[ -z "${3:-}" ] || printf '%s\n' "$3" | sed -n '1,40s/^/# /p'
 	fi
 }
 # run_check NAME CMD...: ok iff CMD succeeds and prints nothing.
@@ -56,9 +68,11 @@ run_check() {
 # warnings TREE BUILD_DIR OBJ: rebuild OBJ with sparse (C=2) and W=1 and
 # print its warnings, without the tree prefix and line numbers, sorted.
 warnings() {
+	local out rc=0
 	touch "$1/${3%.o}.c"
-	make -C "$1" O="$2" LOCALVERSION= -s C=2 W=1 "$3" 2>&1 |
-		grep -E 'warning:|error:' | sed -E "s|$1/||; s/:[0-9]+(:[0-9]+)?:/:/" | sort || true
+	out=$(make -C "$1" O="$2" LOCALVERSION= -s C=2 W=1 "$3" 2>&1) || rc=$?
+	[ "$rc" = 0 ] || echo "error: make $3 failed (exit $rc)"
+	grep -E 'warning:|error:' <<< "$out" | sed -E "s|$1/||; s/:[0-9]+(:[0-9]+)?:/:/" | sort || true
 }
 
 step() { printf '==> %s\n' "$*"; }

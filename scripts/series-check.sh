@@ -57,9 +57,14 @@ for f in $(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -
 		tap 1 "get_maintainer.pl names our entry for $f" "$got"
 done
 
+before=$failed
 run_check "tip builds with CONFIG_FREE_PAGE_BITMAP=n" \
 	bash -c '"$0" guest-off "$1" -- bzImage >/dev/null' "$FPB_REPO/scripts/kernel.sh" "$guest"
-trace=$(nm "$KBUILD_DIR/guest-off/vmlinux" | grep -i free_page_bitmap || true)
+if [ "$failed" = "$before" ]; then
+	trace=$(nm "$KBUILD_DIR/guest-off/vmlinux" | grep -i free_page_bitmap || true)
+else
+	trace="no vmlinux: the build above failed"
+fi
 [ -z "$trace" ] && tap 0 "CONFIG_FREE_PAGE_BITMAP=n leaves no free_page_bitmap symbol in vmlinux" ||
 	tap 1 "CONFIG_FREE_PAGE_BITMAP=n leaves no free_page_bitmap symbol in vmlinux" "$trace"
 

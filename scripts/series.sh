@@ -12,8 +12,9 @@ work=$FPB_CACHE/series-tree
 out=$FPB_CACHE/series
 
 "$FPB_REPO/scripts/assemble.sh" >/dev/null
-[ -d "$work" ] || git -C "$LINUX_TREE" worktree add -q --detach "$work" base
+ensure_worktree "$work"
 cd "$work"
+git am --abort 2>/dev/null || true
 git checkout -q -f --detach base
 git clean -q -fdx
 

@@ -29,7 +29,7 @@ pinned=(
 # Unpinned build and test tools from bookworm itself.
 tools=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio ccache sparse
-	dwarves kmod rsync python3 perl busybox-static xz-utils git
+	dwarves kmod rsync python3 perl busybox-static xz-utils git file
 	libnuma-dev libcap-dev python3-ply python3-git gcc-aarch64-linux-gnu
 )
 
@@ -48,7 +48,7 @@ done
 mkdir -p "$FPB_CACHE"
 if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360)" ]; then
 	step "apt-get update"
-	apt-get update -q >/dev/null || die "apt-get update failed"
+	apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null || die "apt-get update failed"
 	touch "$stamp"
 fi
 for p in "${pinned[@]}"; do
@@ -66,13 +66,13 @@ done
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#tools_missing[@]} -gt 0 ]; then
 	step "apt-get install ${tools_missing[*]}"
-	apt-get install -y -q --no-install-recommends "${tools_missing[@]}" >/dev/null ||
+	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${tools_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
 if [ ${#pinned_missing[@]} -gt 0 ]; then
 	# QEMU 10 and its dependencies come from backports.
 	step "apt-get install ${pinned_missing[*]}"
-	apt-get install -y -q --no-install-recommends -t bookworm-backports \
+	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends -t bookworm-backports \
 		"${pinned_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi

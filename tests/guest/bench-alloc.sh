@@ -22,6 +22,7 @@ for rep in $(seq "${repeats:-3}"); do
 		for threads in 1 2; do
 			for mode in $modes; do
 				set_mode $mode
+				dmesg -c >/dev/null
 				insmod /bench/fpb_alloc_bench.ko order=$order \
 					threads=$threads blocks=$blocks 2>/dev/null
 				ns=$(dmesg | sed -n 's/.*alloc_bench: .* ns_per_op=\([0-9]*\).*/\1/p' | tail -1)
