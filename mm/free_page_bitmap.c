@@ -70,40 +70,48 @@ static bool fpb_host_wants;
 static unsigned long fpb_seq = 1;
 
 /*
- * Hot path, zone->lock held: a block of @order pages at @pfn was added
- * to a free list.
+ * The zone's bitmap and, in @idx, the first bit of the block of @order
+ * pages at @pfn; NULL if the block has no bits (tracking off, or smaller
+ * than a granule).  Hot path, zone->lock held.
  */
-void __free_page_bitmap_set(struct zone *zone, unsigned long pfn,
-			    unsigned int order)
+static inline struct free_page_bitmap_zone *
+fpb_block(struct zone *zone, unsigned long pfn, unsigned int order,
+	  unsigned long *idx)
 {
 	struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
-	unsigned long idx;
 
 	lockdep_assert_held(&zone->lock);
 	if (!fpz || order < fpz->granule_order)
-		return;
-	idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
+		return NULL;
+	*idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
 	/* Spans only grow in memory hotplug, which rebuilds first. */
-	if (WARN_ON_ONCE(idx >= fpz->nr_bits))
-		return;
-	bitmap_set(fpz->bits, idx, 1U << (order - fpz->granule_order));
+	if (WARN_ON_ONCE(*idx >= fpz->nr_bits))
+		return NULL;
+	return fpz;
+}
+
+/* Hot path: a block of @order pages at @pfn was added to a free list. */
+void __free_page_bitmap_set(struct zone *zone, unsigned long pfn,
+			    unsigned int order)
+{
+	unsigned long idx;
+	struct free_page_bitmap_zone *fpz = fpb_block(zone, pfn, order, &idx);
+
+	if (fpz)
+		bitmap_set(fpz->bits, idx, 1U << (order - fpz->granule_order));
 }
 
 /*
- * Hot path, zone->lock held: a block of @order pages at @pfn leaves the
- * free lists and may be written as soon as the lock is dropped.
+ * Hot path: a block of @order pages at @pfn leaves the free lists and may
+ * be written as soon as zone->lock is dropped.
  */
 void __free_page_bitmap_clear(struct zone *zone, unsigned long pfn,
 			      unsigned int order)
 {
-	struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
 	unsigned long idx;
+	struct free_page_bitmap_zone *fpz = fpb_block(zone, pfn, order, &idx);
 
-	lockdep_assert_held(&zone->lock);
-	if (!fpz || order < fpz->granule_order)
-		return;
-	idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
-	if (WARN_ON_ONCE(idx >= fpz->nr_bits))
+	if (!fpz)
 		return;
 	bitmap_clear(fpz->bits, idx, 1U << (order - fpz->granule_order));
 	/* The host must see the clear before any store to the block. */
