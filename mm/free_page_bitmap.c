@@ -444,23 +444,20 @@ static int fpb_apply(void)
 	return err;
 }
 
-/**
- * free_page_bitmap_lock() - take the locks that every change of state needs
- *
- * cpus_read_lock() and get_online_mems() first: a build flips a static key
- * and walks struct pages; then free_page_bitmap_mutex.
+/*
+ * Take the locks that every change of state needs: cpus_read_lock() and
+ * get_online_mems() first (a build flips a static key and walks struct
+ * pages), then free_page_bitmap_mutex.
  */
-void free_page_bitmap_lock(void)
+static void free_page_bitmap_lock(void)
 {
 	cpus_read_lock();
 	get_online_mems();
 	mutex_lock(&free_page_bitmap_mutex);
 }
 
-/**
- * free_page_bitmap_unlock() - drop what free_page_bitmap_lock() took
- */
-void free_page_bitmap_unlock(void)
+/* Drop what free_page_bitmap_lock() took. */
+static void free_page_bitmap_unlock(void)
 {
 	mutex_unlock(&free_page_bitmap_mutex);
 	put_online_mems();

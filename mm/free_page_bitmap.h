@@ -89,8 +89,6 @@ extern enum free_page_bitmap_mode free_page_bitmap_mode;
 extern unsigned int free_page_bitmap_granule_order;
 extern struct free_page_bitmap_stats free_page_bitmap_stats;
 
-void free_page_bitmap_lock(void);
-void free_page_bitmap_unlock(void);
 bool free_page_bitmap_active(void);
 int free_page_bitmap_set_mode(enum free_page_bitmap_mode mode);
 int free_page_bitmap_set_granule(unsigned int granule_order);

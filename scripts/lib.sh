@@ -75,6 +75,16 @@ warnings() {
 	grep -E 'warning:|error:' <<< "$out" | sed -E "s|$1/||; s/:[0-9]+(:[0-9]+)?:/:/" | sort || true
 }
 
+# checkpatch.pl --strict as every gate runs it, minus the justified
+# exceptions listed in patches/linux/checkpatch-exceptions.
+checkpatch_cmd() {
+	local ignore
+	ignore=$(grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/checkpatch-exceptions" 2>/dev/null |
+		 paste -sd, || true)
+	checkpatch=("$LINUX_TREE/scripts/checkpatch.pl" --strict --quiet --no-summary
+		    ${ignore:+--ignore "$ignore"})
+}
+
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

@@ -15,8 +15,7 @@ patches=$(grep -v '^\s*\(#\|$\)' "$series" 2>/dev/null | awk '{print $1}' || tru
 ours=$(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS)
 touched=$(git diff --name-only base HEAD -- '*.c' | grep -vxF -f <(printf '%s\n' "$ours") || true)
 
-ignore=$(grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/checkpatch-exceptions" 2>/dev/null | paste -sd, || true)
-checkpatch=(scripts/checkpatch.pl --strict --quiet --no-summary ${ignore:+--ignore "$ignore"})
+checkpatch_cmd
 
 echo "TAP version 13"
 for p in $patches; do

@@ -19,12 +19,10 @@ run_check "series exports: applies in order, uses every patch and file once, end
 	bash -c '"$0" >/dev/null' "$FPB_REPO/scripts/series.sh"
 [ "$failed" = 0 ] || { echo "1..$n"; exit 1; }
 
-ignore=$(grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/checkpatch-exceptions" | paste -sd, || true)
+checkpatch_cmd
 for p in "$out"/0*.patch; do
 	case $p in *cover-letter*) continue ;; esac
-	run_check "checkpatch --strict $(basename "$p")" \
-		"$LINUX_TREE/scripts/checkpatch.pl" --strict --quiet --no-summary \
-		${ignore:+--ignore "$ignore"} "$p"
+	run_check "checkpatch --strict $(basename "$p")" "${checkpatch[@]}" "$p"
 done
 
 # Every commit, oldest first, in the series worktree (each checkout rewrites
