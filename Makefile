@@ -25,10 +25,6 @@ SELFTESTS := free_page_bitmap madv_populate
 # What `make check` runs, in order.
 CHECKS := lint kunit boot selftest series-check
 
-# The host side (QEMU) and the end-to-end migrations each keep their
-# targets in a fragment of their own; they may append to CHECKS.
-include $(wildcard qemu/qemu.mk tests/e2e/e2e.mk)
-
 .PHONY: help setup assemble refresh kernel boot kunit selftest lint series \
 	series-check bench-mm check demo clean distclean
 
@@ -106,3 +102,7 @@ distclean:
 	rm -rf $(FPB_CACHE)
 
 FORCE:
+
+# The host side (QEMU) and the end-to-end migrations each keep their
+# targets in a fragment of their own; they may append to CHECKS.
+include $(wildcard qemu/qemu.mk tests/e2e/e2e.mk)
