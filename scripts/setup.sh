@@ -31,6 +31,14 @@ tools=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio ccache sparse
 	dwarves kmod rsync python3 perl busybox-static xz-utils git file
 	libnuma-dev libcap-dev python3-ply python3-git gcc-aarch64-linux-gnu
+	# QEMU (scripts/qemu.sh) and its filter tests and fuzzer (qemu/tests)
+	libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev ninja-build pkgconf
+	python3-venv clang libclang-rt-14-dev
+)
+# Unpinned tools that bookworm has too old, from backports, with the
+# minimum version needed: QEMU 10 needs meson >= 1.5.
+backports=(
+	"meson>=1.5" "python3-pycotap>=0"
 )
 
 missing=()
@@ -43,7 +51,17 @@ for p in "${tools[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
 		missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && { echo "setup: all packages present"; exit 0; }
+bpo_missing=()
+for p in "${backports[@]}"; do
+	name=${p%%>=*} min=${p#*>=}
+	have=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+	case $have in
+	"install ok installed "*) dpkg --compare-versions "${have##* }" ge "$min" && continue ;;
+	esac
+	bpo_missing+=("$name")
+done
+[ ${#missing[@]} -eq 0 ] && [ ${#bpo_missing[@]} -eq 0 ] &&
+	{ echo "setup: all packages present"; exit 0; }
 
 mkdir -p "$FPB_CACHE"
 if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360)" ]; then
@@ -76,4 +94,10 @@ if [ ${#pinned_missing[@]} -gt 0 ]; then
 		"${pinned_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
-echo "setup: installed ${#missing[@]} package(s)"
+if [ ${#bpo_missing[@]} -gt 0 ]; then
+	step "apt-get install -t bookworm-backports ${bpo_missing[*]}"
+	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends -t bookworm-backports \
+		"${bpo_missing[@]}" >/dev/null ||
+		die "apt-get install failed (see above)"
+fi
+echo "setup: installed $((${#missing[@]} + ${#bpo_missing[@]})) package(s)"
