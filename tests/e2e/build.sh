@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the guest workloads (static) and the end-to-end initramfs:
+# scripts/initramfs.sh's busybox guest plus guest/e2e.sh and /e2e/*.
+# Outputs live in $FPB_CACHE/e2e; cheap enough to redo on every run.
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../../scripts/lib.sh"
+
+here=$FPB_REPO/tests/e2e
+out=$FPB_CACHE/e2e
+stage=$out/stage
+rm -rf "$stage"
+mkdir -p "$stage/tests" "$stage/e2e" "$out/bin"
+for w in freed churn verify; do
+	src=$here/workloads/$w.c bin=$out/bin/$w
+	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/workloads/wl.h" -nt "$bin" ]; then
+		gcc -static -O2 -Wall -Wextra -Werror -o "$bin.tmp" "$src" ||
+			die "e2e: cannot build workload $w"
+		mv "$bin.tmp" "$bin"
+	fi
+	cp "$bin" "$stage/e2e/"
+done
+cp "$here/guest/e2e.sh" "$stage/tests/"
+"$FPB_REPO/scripts/initramfs.sh" "$out/initramfs.cpio.gz" \
+	tests="$stage/tests" e2e="$stage/e2e"
+rm -rf "$stage"

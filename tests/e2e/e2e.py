@@ -1,0 +1,450 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""End-to-end live migrations with the free page bitmap, as TAP.
+
+    e2e.py test [NAME...]       the scenarios (all, or those named), TAP
+    e2e.py list                 the scenario names
+    e2e.py run NAME [--mode M]  one scenario with details, for debugging
+                                (--mode none runs a feature scenario on the
+                                stock path to exercise the harness itself)
+
+Each scenario boots a source guest, starts workloads, migrates it to a
+destination QEMU (-incoming defer, -S) over a Unix socket, runs the
+oracle on the paused pair, resumes the destination and has the workloads
+check their patterns there.  Scenarios that need the patched QEMU and the
+guest driver SKIP with the reason until $FPB_CACHE/QEMU-READY and
+$FPB_CACHE/DRIVER-READY exist.
+"""
+
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (CACHE, MIB, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,  # noqa: E402
+                     feature_missing, oracle, oracle_verdict, patched_qemu, rate, rm_rf)
+
+RUN = os.path.join(CACHE, "e2e/run")
+SYSFS = "/sys/kernel/mm/free_page_bitmap"
+
+# Workloads of the 512 MiB test guests: ~100 MiB in use, churn writes
+# ~64 MiB/s and frees 4 MiB chunks, verify rewrites 1/16 of its set per pass.
+CHURN = ("churn", "-w 32 -c 4 -n 4 -r 64")
+VERIFY = ("verify", "-w 64 -d 16 -p 100")
+# Bandwidth while the scenario acts (several rounds under TCG) and for the end.
+SLOW_BW = 40 * MIB
+FAST_BW = 400 * MIB
+
+
+def log(msg):
+    print(f"# {msg}", flush=True)
+
+
+class Scenario:
+    """Defaults; each scenario below overrides what it changes."""
+    name = desc = ""
+    mode = "ours"
+    mem = "512M"
+    ram = 512 * MIB
+    append = ""
+    extra = ()
+    src_extra = ()
+    caps = ()
+    params = None
+    hops = 1
+    workloads = (CHURN, VERIFY)
+    bandwidth = SLOW_BW
+    final_bandwidth = FAST_BW
+    downtime_ms = 300
+    min_syncs = 3          # syncs before the bandwidth is raised
+    dst_paused = True      # needed by the oracle
+    run_oracle = True
+    max_ratio = None       # sent / in use
+
+    def __init__(self, mode=None):
+        if mode:
+            self.mode = mode
+        self.ours = self.mode == "ours"
+        self.notes = []
+
+    def qemu(self):
+        return patched_qemu() or STOCK_QEMU
+
+    def before(self, src):
+        """After boot, before the workloads start."""
+
+    def during(self, m, src):
+        """While the hop runs at the low bandwidth."""
+        m.wait_syncs(self.min_syncs)
+
+    def after_hop(self, hop, st, res):
+        """Checks of one hop's statistics and oracle result."""
+        if self.ours and not st["skipped"]:
+            raise Failure(f"hop {hop}: no page skipped (counters {st})")
+
+    def after(self, hops):
+        """Checks over all hops."""
+
+
+def guest_sysfs_wait(src, name, want, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = src.sysfs(name)
+        if got == want:
+            return
+        if time.monotonic() > deadline:
+            raise Failure(f"guest {SYSFS}/{name} is '{got}', not '{want}', after {timeout} s")
+        time.sleep(0.5)
+
+
+def counter_wait(src, prop, pred, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = src.counters().get(prop)
+        if pred(v):
+            return v
+        if time.monotonic() > deadline:
+            raise Failure(f"device {prop} is {v}: {what} not seen after {timeout} s")
+        time.sleep(0.2)
+
+
+class Ours(Scenario):
+    name = "ours"
+    desc = "churn+verify with the bitmap: completes, oracle, skipped > 0, sent <= 1.25 x in use"
+    max_ratio = 1.25
+
+
+class Baseline(Scenario):
+    name = "baseline"
+    desc = "churn+verify without the feature: completes, oracle identical"
+    mode = "none"
+
+    def after_hop(self, hop, st, res):
+        if res and res["differ"]:
+            raise Failure(f"{res['differ']} pages differ without the feature")
+
+
+class PingPong(Scenario):
+    name = "pingpong"
+    desc = "five ping-pong migrations with the bitmap: skipped > 0 and oracle on every hop"
+    hops = 5
+    min_syncs = 2
+
+
+class Never(Scenario):
+    name = "never"
+    desc = "guest turns tracking off mid-migration (never), host stops skipping; on again before the end"
+
+    def during(self, m, src):
+        m.wait_syncs(2)
+        src.sh(f"echo never > {SYSFS}/enabled")
+        guest_sysfs_wait(src, "active", "0")
+        n = m.syncs()
+        m.wait_syncs(n + 2)
+        if self.ours:
+            last = src.counters().get("fpb-pages-skipped-last")
+            if last:
+                raise Failure(f"host skipped {last} pages in a sync after tracking went off")
+            self.notes.append("no page skipped while tracking was off")
+        src.sh(f"echo always > {SYSFS}/enabled")
+        if self.ours:
+            guest_sysfs_wait(src, "active", "1")
+        m.wait_syncs(m.syncs() + 2)
+
+
+class Granule(Scenario):
+    name = "granule"
+    desc = "granule_order 0 -> 3 mid-migration: host follows the new layout, oracle"
+
+    def during(self, m, src):
+        m.wait_syncs(2)
+        src.sh(f"echo 3 > {SYSFS}/granule_order")
+        m.wait_syncs(m.syncs() + 3)
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if self.ours and res["granule_order"] != 3:
+            raise Failure(f"final bitmap has granule_order {res['granule_order']}, not 3")
+
+
+class Unbind(Scenario):
+    name = "unbind"
+    desc = "balloon driver unbound mid-migration (host forgets the header), bound again"
+    DRV = "/sys/bus/virtio/drivers/virtio_balloon"
+
+    def during(self, m, src):
+        m.wait_syncs(2)
+        dev = src.sh(f"basename {self.DRV}/virtio*")[1].strip()
+        src.sh(f"echo {dev} > {self.DRV}/unbind")
+        if self.ours:
+            counter_wait(src, "fpb-header-gpa", lambda v: v == 0, "header forgotten on unbind")
+        n = m.syncs()
+        m.wait_syncs(n + 2)
+        if self.ours and src.counters().get("fpb-pages-skipped-last"):
+            raise Failure("host skipped pages after the driver was unbound")
+        src.sh(f"echo {dev} > {self.DRV}/bind")
+        if self.ours:
+            counter_wait(src, "fpb-header-gpa", lambda v: v, "new header after bind")
+            guest_sysfs_wait(src, "active", "1")
+        m.wait_syncs(m.syncs() + 2)
+
+
+class Reboot(Scenario):
+    name = "reboot"
+    desc = "guest reboot -f mid-migration: new kernel's pattern writes checked on the destination"
+    how = "reboot -f"
+
+    def during(self, m, src):
+        m.wait_syncs(2)
+        old = src.wait_ready()
+        start = src.offset()
+        src.send_raw(self.how)
+        new = src.wait_ready(start=start, timeout=120)
+        if new == old:
+            raise Failure("same boot id after the reboot")
+        self.notes.append("guest rebooted during migration")
+        start_workloads(src, self.workloads, seed_base=100)
+        if self.ours:
+            counter_wait(src, "fpb-header-gpa", lambda v: v, "header of the new kernel", 60)
+            guest_sysfs_wait(src, "active", "1")
+        m.wait_syncs(m.syncs() + 2)
+
+
+class Kexec(Reboot):
+    name = "kexec"
+    desc = "guest kexec mid-migration: new kernel's pattern writes checked on the destination"
+    how = ("kexec -l /kexec/bzImage --initrd=/kexec/initrd.cpio.gz --reuse-cmdline "
+           "&& kexec -e")
+
+    def qemu(self):
+        if not os.path.exists(os.path.join(CACHE, "e2e/kexec-ready")):
+            raise Skip("no kexec tools in the initramfs (tests/e2e/build.sh could not fetch "
+                       "kexec-tools from Debian)")
+        return super().qemu()
+
+
+class Dimm(Scenario):
+    name = "dimm"
+    desc = "DIMM hot-added before migration: bitmap covers it, oracle over all RAM"
+    mem = "512M,slots=2,maxmem=1G"
+    ram = 768 * MIB
+    extra = ("-object", "memory-backend-ram,id=mem1,size=256M",
+             "-device", "pc-dimm,id=dimm1,memdev=mem1")
+    workloads = (CHURN, ("verify", "-w 448 -d 64 -p 100"))
+
+    def __init__(self, mode=None):
+        super().__init__(mode)
+        self.dst_extra = self.extra
+        self.extra = ()
+
+    def before(self, src):
+        src.qmp.cmd("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
+                                   "size": 256 * MIB})
+        src.qmp.cmd("device_add", {"driver": "pc-dimm", "id": "dimm1", "memdev": "mem1"})
+        deadline = time.monotonic() + 30
+        while src.sh("grep -l offline /sys/devices/system/memory/memory*/state "
+                     "2>/dev/null | wc -l")[1].strip() in ("", "0"):
+            if time.monotonic() > deadline:
+                raise Failure("hot-added DIMM never showed up as offline memory blocks")
+            time.sleep(0.5)
+        src.sh("for f in $(grep -l offline /sys/devices/system/memory/memory*/state); "
+               "do echo online > $f; done")
+        total = src.meminfo()["MemTotal"]
+        if total < 700 * MIB:
+            raise Failure(f"MemTotal {total >> 20} MiB after onlining the DIMM")
+        self.notes.append(f"MemTotal {total >> 20} MiB after the hot-add")
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if self.ours and not any(s + (n << (res["granule_order"] or 0)) > (4 << 30) // 4096
+                                 for s, n in res["ranges"]):
+            raise Failure(f"no bitmap range covers the DIMM above 4 GiB: {res['ranges']}")
+
+
+class Postcopy(Scenario):
+    name = "postcopy"
+    desc = "postcopy enabled: no filtering (0 skipped), no hang, destination workloads pass"
+    caps = ("postcopy-ram",)
+    dst_paused = False
+    run_oracle = False
+
+    def during(self, m, src):
+        m.wait_syncs(2)
+        m.src.qmp.cmd("migrate-start-postcopy")
+        self.notes.append("switched to postcopy after 2 syncs; destination runs (no oracle: "
+                          "it has run)")
+
+    def after_hop(self, hop, st, res):
+        if self.ours and (st["skipped"] or st["filtered_syncs"]):
+            raise Failure(f"postcopy: {st['skipped']} pages skipped in "
+                          f"{st['filtered_syncs']} filtered syncs")
+
+
+class Multifd(Scenario):
+    name = "multifd"
+    desc = "multifd with 2 channels: skipped > 0, oracle"
+    caps = ("multifd",)
+    params = {"multifd-channels": 2}
+
+
+class InitOnFree(Scenario):
+    name = "init-on-free"
+    desc = "init_on_free=1: guest refuses the feature, nothing skipped, RAM identical"
+    append = "init_on_free=1"
+
+    def before(self, src):
+        if self.ours:
+            why = src.sysfs("inactive_reason")
+            if "init_on_free" not in why:
+                raise Failure(f"inactive_reason is '{why}', not the init_on_free refusal")
+            self.notes.append(f"guest says: {why}")
+
+    def after_hop(self, hop, st, res):
+        if st["skipped"]:
+            raise Failure(f"{st['skipped']} pages skipped with init_on_free=1")
+        if res and res["differ"]:
+            raise Failure(f"{res['differ']} pages differ with init_on_free=1")
+
+
+SCENARIOS = [Ours, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
+             Postcopy, Multifd, InitOnFree]
+
+
+class Skip(Exception):
+    """The scenario cannot run here; the message says why."""
+
+
+def start_workloads(g, workloads, seed_base=0):
+    start = g.offset()
+    for k, (name, args) in enumerate(workloads):
+        g.start_workload(name, f"{args} -s {seed_base + k + 1}")
+    for name, _ in workloads:
+        g.wait_for(rf"fpb-wl: {name} started", 120, start, what=f"{name} started")
+
+
+def run_scenario(sc, workdir, verbose=False):
+    """Run one scenario; return its notes.  Raises Failure or Skip."""
+    qemu = sc.qemu()
+    rm_rf(workdir)
+    os.makedirs(workdir)
+    guests = []
+
+    def guest(name, **kw):
+        extra = list(sc.extra) + list(getattr(sc, "dst_extra", ()) if kw.get("incoming") else [])
+        g = Guest(workdir, name, qemu=qemu, mode=sc.mode, mem=sc.mem, append=sc.append,
+                  extra=extra, **kw)
+        guests.append(g)
+        return g.start()
+
+    try:
+        src = guest("g0")
+        src.wait_ready()
+        sc.before(src)
+        start_workloads(src, sc.workloads)
+        names = sorted({n for n, _ in sc.workloads})
+        time.sleep(2)
+        off = src.offset()
+        time.sleep(4)
+        base = {n: rate(p) for n, p in src.progress(off).items()}
+        hops = []
+        for hop in range(1, sc.hops + 1):
+            free = src.meminfo()["MemFree"]
+            in_use = sc.ram - free
+            dst = guest(f"g{hop}", incoming=True, paused=sc.dst_paused)
+            m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=sc.bandwidth,
+                          downtime_ms=sc.downtime_ms, caps=sc.caps, params=sc.params)
+            m.start()
+            sc.during(m, src)
+            m.finish(sc.final_bandwidth)
+            st = m.stats()
+            st["in_use"] = in_use
+            during = {n: rate(p) for n, p in
+                      src.progress(m.console_start, m.console_end).items()}
+            st["progress"] = {n: (during.get(n) / base[n] if base.get(n) and during.get(n)
+                                  else None) for n in names}
+            res = None
+            if sc.run_oracle:
+                res = oracle(src, dst, st["header_gpa"], os.path.join(workdir, "dumps"))
+                st["oracle"] = oracle_verdict(res)
+            if sc.dst_paused:
+                dst.qmp.cmd("cont")
+            dst.check_workloads(names)
+            st["ratio"] = st["transferred"] / in_use
+            hops.append(st)
+            log(f"hop {hop}: sent {st['transferred'] / MIB:.1f} MiB = {st['ratio']:.2f} x in use "
+                f"({in_use / MIB:.0f} MiB), normal {st['normal']}, zero {st['duplicate']}, "
+                f"syncs {st['syncs']}, total {st['total_ms']} ms, downtime "
+                f"{st['downtime_ms']} ms, skipped {st['skipped']} (last {st['skipped_last']}, "
+                f"filtered syncs {st['filtered_syncs']}, rejected {st['rejected']} "
+                f"{st['reject_reason'] or ''}), progress "
+                + ", ".join(f"{n} {v:.2f}" if v else f"{n} ?" for n, v in st["progress"].items()))
+            if "oracle" in st:
+                log(f"hop {hop}: {st['oracle']}")
+            log(f"hop {hop}: destination workloads: check PASS")
+            sc.after_hop(hop, st, res)
+            if sc.max_ratio and sc.ours and st["ratio"] > sc.max_ratio:
+                raise Failure(f"hop {hop}: sent {st['ratio']:.2f} x in use > {sc.max_ratio}")
+            src.close()
+            src = dst
+        sc.after(hops)
+        for n in sc.notes:
+            log(n)
+        return hops
+    finally:
+        for g in guests:
+            g.close()
+        if not verbose:
+            rm_rf(os.path.join(workdir, "dumps"))
+
+
+def cmd_test(names):
+    chosen = [s for s in SCENARIOS if not names or s.name in names]
+    print("TAP version 13")
+    print(f"1..{len(chosen)}")
+    failed = 0
+    missing = feature_missing()
+    for k, cls in enumerate(chosen, 1):
+        sc = cls()
+        label = f"e2e {sc.name}: {sc.desc}"
+        if sc.mode == "ours" and missing:
+            print(f"ok {k} - {label} # SKIP {missing}", flush=True)
+            continue
+        t0 = time.monotonic()
+        try:
+            with cpu_lock():
+                run_scenario(sc, os.path.join(RUN, sc.name))
+            print(f"ok {k} - {label} ({time.monotonic() - t0:.0f} s)", flush=True)
+        except Skip as e:
+            print(f"ok {k} - {label} # SKIP {e}", flush=True)
+        except Exception as e:  # a harness error fails the test too
+            failed += 1
+            print(f"not ok {k} - {label}", flush=True)
+            msg = str(e) if isinstance(e, Failure) else traceback.format_exc()
+            for line in msg.splitlines()[:40]:
+                log(line)
+            log(f"logs: {os.path.join(RUN, sc.name)}")
+    return 1 if failed else 0
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] not in ("test", "list", "run"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    if argv[1] == "list":
+        for s in SCENARIOS:
+            print(f"{s.name:14} {s.desc}")
+        return 0
+    if argv[1] == "test":
+        return cmd_test(argv[2:])
+    mode = None
+    if "--mode" in argv:
+        mode = argv[argv.index("--mode") + 1]
+    cls = next(s for s in SCENARIOS if s.name == argv[2])
+    with cpu_lock():
+        run_scenario(cls(mode), os.path.join(RUN, cls.name), verbose=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

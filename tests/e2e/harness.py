@@ -1,0 +1,575 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Host side of the end-to-end migrations: guests, migration, the oracle.
+
+A Guest is one QEMU process (TCG, q35) in a process group of its own,
+killed by pid when the Guest is closed, also on failure or timeout.  Its
+console (ttyS0) goes to a file; commands go to the guest over ttyS1 (see
+guest/e2e.sh).  migrate() drives one source -> destination hop over QMP
+and returns query-migrate's statistics and the balloon's counters; the
+oracle compares the RAM of the paused source with the destination's.
+"""
+
+import fcntl
+import mmap
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+from qmp import QMP, QMPError
+
+CACHE = os.environ.get("FPB_CACHE", "/var/cache/free-page-bitmap")
+STOCK_QEMU = "/usr/bin/qemu-system-x86_64"
+BZIMAGE = os.path.join(CACHE, "build/guest/arch/x86/boot/bzImage")
+INITRD = os.path.join(CACHE, "e2e/initramfs.cpio.gz")
+CPU_LOCK = "/var/lock/fpb-cpu.lock"
+PAGE = 4096
+MIB = 1 << 20
+
+# Device counters of the patched virtio-balloon (qom-get on the device).
+FPB_COUNTERS = ("fpb-syncs-filtered", "fpb-pages-skipped", "fpb-pages-skipped-last",
+                "fpb-rejected", "fpb-filter-us-last", "fpb-filter-us-max",
+                "fpb-header-gpa", "fpb-reject-reason")
+
+
+class Failure(Exception):
+    """A check failed; the message says which and why."""
+
+
+def patched_qemu():
+    """The patched QEMU's path, or None while QEMU-READY is missing."""
+    try:
+        with open(os.path.join(CACHE, "QEMU-READY")) as f:
+            path = f.read().strip()
+    except OSError:
+        return None
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def driver_ready():
+    return os.path.exists(os.path.join(CACHE, "DRIVER-READY"))
+
+
+def feature_missing():
+    """Why the feature cannot run here, or None."""
+    if not patched_qemu():
+        return f"patched QEMU not built: no usable {CACHE}/QEMU-READY"
+    if not driver_ready():
+        return f"guest driver not built: no {CACHE}/DRIVER-READY"
+    return None
+
+
+class cpu_lock:
+    """Hold /var/lock/fpb-cpu.lock (flock) while VMs run: builds interleave."""
+
+    def __enter__(self):
+        self.f = open(CPU_LOCK, "a")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+# Balloon device options per mode.
+def balloon_args(mode):
+    dev = "virtio-balloon-pci,id=balloon0"
+    if mode == "ours":
+        return ["-device", dev + ",free-page-bitmap=on"]
+    if mode == "hinting":
+        return ["-object", "iothread,id=io1",
+                "-device", dev + ",free-page-hint=on,iothread=io1"]
+    if mode == "reporting":
+        return ["-device", dev + ",free-page-reporting=on"]
+    return ["-device", dev]
+
+
+class Guest:
+    """One QEMU process; the source of a hop or its -incoming destination."""
+
+    cmd_id = 0  # command ids are unique over the whole run
+
+    def __init__(self, workdir, name, *, qemu, mode, mem="512M", smp=2, append="",
+                 extra=(), incoming=False, paused=False, kernel=BZIMAGE, initrd=INITRD):
+        self.workdir, self.name = workdir, name
+        self.console = os.path.join(workdir, f"{name}-console.log")
+        self.qmp_path = os.path.join(workdir, f"{name}.qmp")
+        self.cmd_path = os.path.join(workdir, f"{name}.cmd")
+        self.stderr_path = os.path.join(workdir, f"{name}-qemu.log")
+        for p in (self.console, self.qmp_path, self.cmd_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        self.argv = [qemu, "-accel", "tcg", "-M", "q35", "-cpu", "max", "-smp", str(smp),
+                     "-m", mem, "-nodefaults", "-display", "none", "-vga", "none",
+                     "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
+                     "-kernel", kernel, "-initrd", initrd,
+                     "-append", f"console=ttyS0 panic=0 oops=panic fpb.run=e2e {append}".strip(),
+                     "-chardev", f"file,id=con0,path={self.console}", "-serial", "chardev:con0",
+                     "-chardev", f"socket,id=cmd0,path={self.cmd_path},server=on,wait=off",
+                     "-serial", "chardev:cmd0",
+                     "-chardev", f"socket,id=qmp0,path={self.qmp_path},server=on,wait=off",
+                     "-mon", "chardev=qmp0,mode=control"]
+        self.argv += balloon_args(mode) + list(extra)
+        if incoming:
+            self.argv += ["-incoming", "defer"]
+        if paused:
+            self.argv += ["-S"]
+        self.proc = self.qmp = self.cmd_sock = None
+
+    def start(self):
+        with open(self.stderr_path, "w") as err:
+            err.write(" ".join(self.argv) + "\n")
+            err.flush()
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=err,
+                                         stderr=err, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(self.qmp_path):
+                if self.proc.poll() is not None:
+                    raise Failure(f"{self.name}: QEMU exited ({self.proc.returncode}): "
+                                  + self.qemu_log_tail())
+                if time.monotonic() > deadline:
+                    raise Failure(f"{self.name}: no QMP socket after 30 s")
+                time.sleep(0.05)
+            self.qmp = QMP(self.qmp_path, timeout=120)
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def qemu_log_tail(self, n=5):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return " | ".join(f.read().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def close(self):
+        """Kill QEMU by its pid (its own process group) and reap it."""
+        if self.qmp:
+            self.qmp.close()
+        if self.cmd_sock:
+            self.cmd_sock.close()
+        if self.proc and self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+        self.qmp = self.cmd_sock = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # --- console -----------------------------------------------------------
+
+    def text(self, start=0):
+        try:
+            with open(self.console, "rb") as f:
+                f.seek(start)
+                return f.read().decode("utf-8", "replace").replace("\r", "")
+        except OSError:
+            return ""
+
+    def offset(self):
+        try:
+            return os.path.getsize(self.console)
+        except OSError:
+            return 0
+
+    def check_alive(self):
+        if not self.alive():
+            raise Failure(f"{self.name}: QEMU exited ({self.proc.returncode}): "
+                          + self.qemu_log_tail())
+        tail = self.text(max(0, self.offset() - 65536))
+        for bad in ("Kernel panic", "BUG:", "Oops:", "fpb-wl: [a-z]+ FAIL"):
+            m = re.search(bad + ".*", tail)
+            if m:
+                raise Failure(f"{self.name}: guest console: {m.group(0)}")
+
+    def wait_for(self, pattern, timeout, start=0, what=None):
+        """Wait until PATTERN (a regex) appears on the console after START."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.text(start))
+            if m:
+                return m
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise Failure(f"{self.name}: no '{what or pattern}' on the console "
+                              f"after {timeout} s")
+            time.sleep(0.1)
+
+    # --- commands to the guest (ttyS1) -----------------------------------
+
+    def sh(self, cmd, timeout=60, check=True):
+        """Run CMD in the guest; return (rc, output)."""
+        if self.cmd_sock is None:
+            self.cmd_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.cmd_sock.connect(self.cmd_path)
+        Guest.cmd_id += 1
+        cid = Guest.cmd_id
+        start = self.offset()
+        self.cmd_sock.sendall(f"{cid} {cmd}\n".encode())
+        m = self.wait_for(rf"fpb-e2e: {cid} rc=(\d+)", timeout, start, what=f"end of '{cmd}'")
+        out = "\n".join(re.findall(rf"fpb-e2e: {cid}: (.*)", self.text(start)))
+        rc = int(m.group(1))
+        if check and rc != 0:
+            raise Failure(f"{self.name}: guest command '{cmd}' failed (rc {rc}): {out}")
+        return rc, out
+
+    def send_raw(self, cmd):
+        """Send CMD without waiting for its end (reboot, kexec)."""
+        if self.cmd_sock is None:
+            self.cmd_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.cmd_sock.connect(self.cmd_path)
+        Guest.cmd_id += 1
+        self.cmd_sock.sendall(f"{Guest.cmd_id} {cmd}\n".encode())
+
+    def wait_ready(self, timeout=120, start=0):
+        return self.wait_for(r"fpb-e2e: ready boot_id=(\S+)", timeout, start,
+                             what="guest ready").group(1)
+
+    def start_workload(self, name, args=""):
+        start = self.offset()
+        self.sh(f"/e2e/{name} {args} </dev/null >/dev/console 2>&1 &")
+        return start
+
+    def check_workloads(self, names, timeout=120):
+        """Ask the workloads for a full check; every one must say PASS."""
+        start = self.offset()
+        self.sh("kill -USR1 " + " ".join(f"$(pidof {n})" for n in names))
+        for n in names:
+            self.wait_for(rf"fpb-wl: {n} check PASS", timeout, start, what=f"{n} check PASS")
+
+    def sysfs(self, name):
+        return self.sh(f"cat /sys/kernel/mm/free_page_bitmap/{name}")[1].strip()
+
+    def meminfo(self):
+        out = self.sh("cat /proc/meminfo")[1]
+        return {k: int(v) * 1024 for k, v in re.findall(r"(\w+):\s+(\d+) kB", out)}
+
+    def progress(self, start=0, end=None):
+        """{workload: [(guest ms, units)]} from the console."""
+        text = self.text(start)
+        if end is not None:
+            text = text[:max(0, end - start)]
+        res = {}
+        for n, ms, u in re.findall(r"fpb-wl: (\w+) progress ms=(\d+) units=(\d+)", text):
+            res.setdefault(n, []).append((int(ms), int(u)))
+        return res
+
+    # --- QMP helpers ---------------------------------------------------------
+
+    def counters(self):
+        """The balloon's free page bitmap counters ({} on a stock device)."""
+        res = {}
+        for prop in FPB_COUNTERS:
+            try:
+                res[prop] = self.qmp.cmd("qom-get", {"path": "/machine/peripheral/balloon0",
+                                                     "property": prop})
+            except QMPError:
+                pass
+        return res
+
+    def status(self):
+        return self.qmp.cmd("query-status")["status"]
+
+
+def rate(points):
+    """Units per second over a list of (ms, units), or None."""
+    if len(points) < 2 or points[-1][0] == points[0][0]:
+        return None
+    return (points[-1][1] - points[0][1]) * 1000.0 / (points[-1][0] - points[0][0])
+
+
+# --- migration ---------------------------------------------------------------
+
+class Migration:
+    """One hop: SRC (running) -> DST (started with -incoming defer)."""
+
+    def __init__(self, src, dst, sock, *, bandwidth, downtime_ms=300, caps=(),
+                 params=None, timeout=300):
+        self.src, self.dst, self.sock = src, dst, sock
+        self.bandwidth, self.timeout = bandwidth, timeout
+        self.caps = [{"capability": c, "state": True} for c in caps]
+        self.params = dict(params or {})
+        self.downtime_ms = downtime_ms
+        self.polls = []
+
+    def start(self):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        for g in (self.src, self.dst):
+            if self.caps:
+                g.qmp.cmd("migrate-set-capabilities", {"capabilities": self.caps})
+            if self.params:
+                g.qmp.cmd("migrate-set-parameters", self.params)
+        self.dst.qmp.cmd("migrate-incoming", {"uri": "unix:" + self.sock})
+        self.set_bandwidth(self.bandwidth)
+        self.src.qmp.cmd("migrate-set-parameters", {"downtime-limit": self.downtime_ms})
+        self.t0 = time.monotonic()
+        self.console_start = self.src.offset()
+        self.src.qmp.cmd("migrate", {"uri": "unix:" + self.sock})
+
+    def set_bandwidth(self, bps):
+        self.src.qmp.cmd("migrate-set-parameters", {"max-bandwidth": int(bps)})
+
+    def info(self):
+        i = self.src.qmp.cmd("query-migrate")
+        self.polls.append((time.monotonic() - self.t0, i))
+        return i
+
+    def syncs(self):
+        return self.info().get("ram", {}).get("dirty-sync-count", 0)
+
+    def wait_syncs(self, n, timeout=120):
+        """Wait until the source has done N dirty syncs; the hop must not end first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            i = self.info()
+            if i.get("status") in ("completed", "failed", "cancelled"):
+                raise Failure(f"migration {i.get('status')} before {n} syncs; "
+                              "lower the bandwidth")
+            if i.get("ram", {}).get("dirty-sync-count", 0) >= n:
+                return i
+            self.src.check_alive()
+            if time.monotonic() > deadline:
+                raise Failure(f"fewer than {n} dirty syncs after {timeout} s")
+            time.sleep(0.1)
+
+    def finish(self, bandwidth=None):
+        """Let the hop end (at BANDWIDTH if given); return the final stats."""
+        if bandwidth:
+            self.set_bandwidth(bandwidth)
+        deadline = self.t0 + self.timeout
+        while True:
+            i = self.info()
+            st = i.get("status")
+            if st == "completed":
+                break
+            if st in ("failed", "cancelled"):
+                raise Failure(f"migration {st}: {i.get('error-desc', '')}")
+            self.src.check_alive()
+            self.dst.check_alive()
+            if time.monotonic() > deadline:
+                try:
+                    self.src.qmp.cmd("migrate_cancel")
+                except QMPError:
+                    pass
+                raise Failure(f"migration not done after {self.timeout} s "
+                              f"(status {st}, syncs {i.get('ram', {}).get('dirty-sync-count')})")
+            time.sleep(0.2)
+        self.console_end = self.src.offset()
+        # the destination has loaded everything once its own status says so
+        deadline = time.monotonic() + 60
+        while self.dst.qmp.cmd("query-migrate").get("status") != "completed":
+            self.dst.check_alive()
+            if time.monotonic() > deadline:
+                raise Failure("destination never reported completion")
+            time.sleep(0.1)
+        self.final = i
+        self.counters = self.src.counters()
+        return i
+
+    def stats(self):
+        """A flat dict of what the reports show."""
+        i, ram = self.final, self.final.get("ram", {})
+        return {
+            "transferred": ram.get("transferred", 0),
+            "normal": ram.get("normal", 0),
+            "duplicate": ram.get("duplicate", 0),
+            "syncs": ram.get("dirty-sync-count", 0),
+            "total_ms": i.get("total-time", 0),
+            "downtime_ms": i.get("downtime", 0),
+            "skipped": self.counters.get("fpb-pages-skipped"),
+            "skipped_last": self.counters.get("fpb-pages-skipped-last"),
+            "filtered_syncs": self.counters.get("fpb-syncs-filtered"),
+            "filter_us_max": self.counters.get("fpb-filter-us-max"),
+            "rejected": self.counters.get("fpb-rejected"),
+            "reject_reason": self.counters.get("fpb-reject-reason"),
+            "header_gpa": self.counters.get("fpb-header-gpa"),
+        }
+
+
+# --- the oracle --------------------------------------------------------------
+
+class Dump:
+    """An ELF core from dump-guest-memory (paging off): GPA -> file offset."""
+
+    def __init__(self, path):
+        self.path = path
+        self.f = open(path, "rb")
+        self.m = mmap.mmap(self.f.fileno(), 0, access=mmap.ACCESS_READ)
+        if self.m[:4] != b"\x7fELF" or self.m[4] != 2:
+            raise Failure(f"{path}: not a 64-bit ELF dump")
+        phoff, = struct.unpack_from("<Q", self.m, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", self.m, 0x36)
+        self.loads = []
+        for k in range(phnum):
+            (ptype, _flags, off, _vaddr, paddr, filesz, _memsz,
+             _align) = struct.unpack_from("<IIQQQQQQ", self.m, phoff + k * phentsize)
+            if ptype == 1 and filesz:
+                self.loads.append((paddr, off, filesz))
+        self.loads.sort()
+
+    def read(self, gpa, n):
+        for paddr, off, size in self.loads:
+            if paddr <= gpa and gpa + n <= paddr + size:
+                return self.m[off + gpa - paddr: off + gpa - paddr + n]
+        raise KeyError(f"GPA {gpa:#x}+{n} is not guest RAM in {self.path}")
+
+    def close(self):
+        self.m.close()
+        self.f.close()
+
+
+class Bitmap:
+    """The guest's free page bitmap as the shared layout describes it."""
+
+    def __init__(self, dump, header_gpa):
+        self.ok, self.why, self.ranges = False, "", []
+        self.granule_order = None
+        if not header_gpa:
+            self.why = "no header announced (fpb-header-gpa 0)"
+            return
+        try:
+            (magic, version, page_shift, granule_order, seq, flags, nr_ranges, _res,
+             ranges_gpa) = struct.unpack("<IHBBIIIIQ", dump.read(header_gpa, 32))
+        except KeyError as e:
+            self.why = f"header not in RAM: {e}"
+            return
+        self.granule_order, self.seq, self.flags = granule_order, seq, flags
+        if magic != 0x42504656 or version != 1:
+            self.why = f"bad magic {magic:#x} or version {version}"
+            return
+        if seq & 1 or not flags & 1:
+            self.why = f"header inactive (seq {seq}, flags {flags:#x})"
+            return
+        if page_shift != 12 or nr_ranges > 64:
+            self.why = f"unexpected page_shift {page_shift} or nr_ranges {nr_ranges}"
+            return
+        psz = 1 << page_shift
+        for r in range(nr_ranges):
+            start, nbits, table_gpa, nent = struct.unpack(
+                "<QQQQ", dump.read(ranges_gpa + 32 * r, 32))
+            if nent != -(-nbits // (8 * psz)):
+                self.why = f"range {r}: {nent} table entries for {nbits} bits"
+                return
+            pfns = struct.unpack(f"<{nent}Q", dump.read(table_gpa, 8 * nent))
+            bits = b"".join(dump.read(p << page_shift, psz) for p in pfns)
+            self.ranges.append((start, nbits, bits))
+        self.ok = True
+
+    def free_pfns(self):
+        """The set of free 4 KiB page frames (ranges OR'ed)."""
+        free = set()
+        g = self.granule_order
+        for start, nbits, bits in self.ranges:
+            for i, byte in enumerate(bits[: -(-nbits // 8)]):
+                if not byte:
+                    continue
+                for j in range(8):
+                    k = 8 * i + j
+                    if byte >> j & 1 and k < nbits:
+                        base = start + (k << g)
+                        free.update(range(base, base + (1 << g)))
+        return free
+
+
+def dump_guest(guest, path):
+    if os.path.exists(path):
+        os.unlink(path)
+    guest.qmp.cmd("dump-guest-memory", {"paging": False, "protocol": "file:" + path})
+    deadline = time.monotonic() + 300
+    while guest.qmp.cmd("query-dump").get("status") == "active":
+        if time.monotonic() > deadline:
+            raise Failure(f"{guest.name}: dump-guest-memory did not finish")
+        time.sleep(0.1)
+    if guest.qmp.cmd("query-dump").get("status") != "completed":
+        raise Failure(f"{guest.name}: dump-guest-memory failed")
+
+
+def oracle(src, dst, header_gpa, dumpdir, keep=False):
+    """Compare the RAM of the paused source and the paused destination.
+
+    Every page that differs must be free in the bitmap the guest left in
+    the source's RAM; with no active bitmap every page must be equal.
+    Returns a dict: pages compared, pages differing, free pages, verdict.
+    """
+    os.makedirs(dumpdir, exist_ok=True)
+    if dst.status() == "running":
+        dst.qmp.cmd("stop")
+    sp, dp = os.path.join(dumpdir, "src.elf"), os.path.join(dumpdir, "dst.elf")
+    res = {}
+    sd = dd = None
+    try:
+        dump_guest(src, sp)
+        dump_guest(dst, dp)
+        sd, dd = Dump(sp), Dump(dp)
+        diff = []
+        pages = 0
+        if [(a, s) for a, _, s in sd.loads] != [(a, s) for a, _, s in dd.loads]:
+            raise Failure("source and destination RAM layouts differ: "
+                          f"{[(hex(a), s) for a, _, s in sd.loads]} vs "
+                          f"{[(hex(a), s) for a, _, s in dd.loads]}")
+        step = 256 * PAGE
+        for (paddr, so, size), (_, do, _) in zip(sd.loads, dd.loads):
+            pages += size // PAGE
+            for off in range(0, size, step):
+                n = min(step, size - off)
+                if sd.m[so + off: so + off + n] == dd.m[do + off: do + off + n]:
+                    continue
+                for p in range(off, off + n, PAGE):
+                    if sd.m[so + p: so + p + PAGE] != dd.m[do + p: do + p + PAGE]:
+                        diff.append((paddr + p) // PAGE)
+        bm = Bitmap(sd, header_gpa)
+        free = bm.free_pfns() if bm.ok else set()
+        bad = [p for p in diff if p not in free]
+        res = {"pages": pages, "differ": len(diff), "free": len(free), "bad": bad,
+               "bitmap": "active" if bm.ok else bm.why,
+               "granule_order": bm.granule_order, "ranges": [(r[0], r[1]) for r in bm.ranges]}
+        if bad:
+            lines = []
+            for p in bad[:20]:
+                s = sd.read(p * PAGE, PAGE)
+                d = dd.read(p * PAGE, PAGE)
+                k = next(i for i in range(PAGE) if s[i] != d[i])
+                lines.append(f"pfn {p:#x} (GPA {p * PAGE:#x}): first difference at byte {k}: "
+                             f"source {s[k]:#04x} destination {d[k]:#04x}"
+                             f"{' (destination page all zero)' if d == bytes(PAGE) else ''}")
+            res["detail"] = lines
+        return res
+    finally:
+        for d in (sd, dd):
+            if d:
+                d.close()
+        if not keep:
+            for p in (sp, dp):
+                if os.path.exists(p):
+                    os.unlink(p)
+
+
+def oracle_verdict(res):
+    """Raise Failure unless the oracle's result holds; return a summary."""
+    summary = (f"oracle: {res['differ']} of {res['pages']} pages differ, bitmap {res['bitmap']}"
+               f" ({res['free']} free pages)")
+    if res["bad"]:
+        raise Failure(f"{summary}; {len(res['bad'])} differing pages are NOT free: "
+                      + "; ".join(res.get("detail", [])))
+    return summary
+
+
+def rm_rf(path):
+    shutil.rmtree(path, ignore_errors=True)

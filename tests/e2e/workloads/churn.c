@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * churn: allocate, fill and free chunks continuously while rewriting a
+ * working set.  Every chunk is checked before it is freed; every
+ * working-set page is checked before it is rewritten with the next
+ * generation, and the whole set on SIGUSR1.
+ *   churn [-w WS_MIB] [-c CHUNK_MIB] [-n LIVE_CHUNKS] [-r RATE_MIB_S] [-s SEED]
+ * -r limits the pages written per second (0: as fast as the vCPU goes);
+ * a late iteration is not made up for, so a stalled guest shows as lower
+ * progress.
+ */
+#include "wl.h"
+
+struct chunk {
+	char *addr;
+	uint64_t gen;
+};
+
+int main(int argc, char **argv)
+{
+	size_t ws = wl_arg(argc, argv, "-w", 32), csz = wl_arg(argc, argv, "-c", 4);
+	size_t live = wl_arg(argc, argv, "-n", 4), rate = wl_arg(argc, argv, "-r", 0);
+	size_t wpages = ws * MIB / WL_PAGE, cpages = csz * MIB / WL_PAGE;
+	/* per iteration: one chunk and a quarter chunk of the working set */
+	size_t slice = cpages / 4 ? cpages / 4 : 1, cursor = 0, p, i;
+	struct chunk *ring = calloc(live + 1, sizeof(*ring));
+	uint64_t *wgen = calloc(wpages, sizeof(*wgen));
+	uint64_t iter = 0, t0;
+	unsigned int period_ms;
+	char *w;
+
+	wl_init("churn");
+	wl_seed = wl_arg(argc, argv, "-s", 2);
+	if (!ring || !wgen || !wpages || !cpages) {
+		wl_say("FAIL bad arguments or out of memory");
+		return 2;
+	}
+	period_ms = rate ? (unsigned int)((cpages + slice) * WL_PAGE * 1000 / (rate * MIB)) : 0;
+	w = wl_map(wpages * WL_PAGE);
+	for (p = 0; p < wpages; p++)
+		wl_fill(w + p * WL_PAGE, p, 0);
+	wl_say("started ws=%zu chunk=%zu live=%zu rate=%zu", ws, csz, live, rate);
+	for (;;) {
+		struct chunk *c = &ring[iter % (live + 1)];
+
+		t0 = wl_now_ms();
+		/* free the oldest chunk after checking it */
+		if (c->addr) {
+			for (p = 0; p < cpages; p++)
+				wl_check("chunk", c->addr + p * WL_PAGE, p, c->gen);
+			munmap(c->addr, cpages * WL_PAGE);
+		}
+		c->addr = wl_map(cpages * WL_PAGE);
+		c->gen = ++iter;
+		for (p = 0; p < cpages; p++)
+			wl_fill(c->addr + p * WL_PAGE, p, c->gen);
+		for (i = 0; i < slice; i++, cursor = (cursor + 1) % wpages) {
+			wl_check("working set", w + cursor * WL_PAGE, cursor, wgen[cursor]);
+			wl_fill(w + cursor * WL_PAGE, cursor, ++wgen[cursor]);
+		}
+		if (wl_check_requested) {
+			wl_check_requested = 0;
+			for (p = 0; p < wpages; p++)
+				wl_check("working set", w + p * WL_PAGE, p, wgen[p]);
+			for (i = 0; i <= live; i++)
+				for (p = 0; ring[i].addr && p < cpages; p++)
+					wl_check("chunk", ring[i].addr + p * WL_PAGE, p, ring[i].gen);
+			wl_say("check PASS pages=%zu iterations=%llu", wpages + live * cpages,
+			       (unsigned long long)iter);
+		}
+		wl_tick();
+		if (period_ms && wl_now_ms() - t0 < period_ms)
+			wl_sleep_ms(period_ms - (wl_now_ms() - t0));
+	}
+}
