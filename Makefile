@@ -16,7 +16,7 @@ SELFTESTS_OUT := $(FPB_CACHE)/build/selftests
 GUEST_CONFIGS := configs/guest.config configs/feature.config
 # KUnit suites run by `make kunit` (.kunitconfig files or their dirs),
 # and extra boots of the same kernel as 'KERNEL_ARGS:SUITE_GLOB'.
-KUNIT_CONFIGS := mm/tests
+KUNIT_CONFIGS := mm/tests drivers/virtio
 KUNIT_BOOTS := init_on_free=1:free_page_bitmap_refusal \
 	page_poison=1:free_page_bitmap_refusal
 # mm selftests built statically and run in the guest by `make selftest`.

@@ -609,7 +609,8 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_register);
  */
 void free_page_bitmap_unregister(struct free_page_bitmap_client *client)
 {
-	might_sleep();	free_page_bitmap_lock();
+	might_sleep();
+	free_page_bitmap_lock();
 	if (!WARN_ON(fpb_client != client)) {
 		WRITE_ONCE(fpb_client, NULL);
 		fpb_host_wants = false;
@@ -633,7 +634,8 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_unregister);
 void free_page_bitmap_host_request(struct free_page_bitmap_client *client,
 				   bool track)
 {
-	might_sleep();	free_page_bitmap_lock();
+	might_sleep();
+	free_page_bitmap_lock();
 	if (!WARN_ON(fpb_client != client)) {
 		fpb_host_wants = track;
 		fpb_apply();

@@ -10,6 +10,10 @@
  * call free match the buddy allocator's own count; and onlining and
  * offlining a memory block (if the machine has an offline one, e.g. a
  * DIMM with memhp_default_state=offline) keeps them exact.
+ *
+ * With a virtio-balloon device that negotiated the free page bitmap, the
+ * layout the driver publishes (/sys/kernel/debug/virtio_balloon_fpb/) is
+ * decoded as a host would and checked against the mm core's own view.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -28,6 +32,8 @@
 
 #define FPB_DIR		"/sys/kernel/mm/free_page_bitmap/"
 #define FPB_VERIFY	"/sys/kernel/debug/free_page_bitmap/verify"
+#define FPB_ZONES	"/sys/kernel/debug/free_page_bitmap/zones/"
+#define VB_FPB_DIR	"/sys/kernel/debug/virtio_balloon_fpb/"
 #define NR_CHURNERS	4
 #define CHURN_SIZE	(8UL << 20)
 
@@ -343,6 +349,149 @@ static void test_hotplug(void)
 	must_write("enabled", "never");
 }
 
+/* A whole debugfs file; the caller frees it */
+static char *slurp(const char *path, size_t *len)
+{
+	size_t size = 1 << 16, n = 0;
+	char *buf = malloc(size);
+	ssize_t r;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || !buf)
+		ksft_exit_fail_msg("cannot read %s: %s\n", path, strerror(errno));
+	while ((r = read(fd, buf + n, size - n - 1)) > 0) {
+		n += r;
+		if (n + 1 == size) {
+			size *= 2;
+			buf = realloc(buf, size);
+			if (!buf)
+				ksft_exit_fail_msg("out of memory\n");
+		}
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* The value of "name N" in the driver's layout file (not its first line), or -1 */
+static long layout_field(const char *layout, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(layout, key);
+	return p ? strtol(p + strlen(key), NULL, 0) : -1;
+}
+
+/*
+ * Compare every range the device would read with the core's bitmap of the
+ * zone of the same span.  The bits keep changing under the test's feet,
+ * so allow a few changed bytes; a wrong table entry changes a whole page.
+ */
+static bool published_matches_core(unsigned int *nr_ranges)
+{
+	size_t pub_len, zone_len, off = 0;
+	char *pub = slurp(VB_FPB_DIR "bitmaps", &pub_len);
+	bool ok = pub_len > 0;
+
+	*nr_ranges = 0;
+	while (ok && off < pub_len) {
+		char *nl = memchr(pub + off, '\n', pub_len - off);
+		unsigned long start, bits, bytes, i, differ = 0;
+		bool found = false;
+		unsigned int order;
+		struct dirent *de;
+		DIR *dir;
+
+		if (!nl || sscanf(pub + off, "start_pfn %lx nr_bits %lu granule_order %u",
+				  &start, &bits, &order) != 3)
+			break;
+		*nl = '\0';
+		bytes = (bits + 7) / 8;
+		dir = opendir(FPB_ZONES);
+		while (dir && (de = readdir(dir)) && !found) {
+			char path[512], *zone;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), FPB_ZONES "%s", de->d_name);
+			zone = slurp(path, &zone_len);
+			if (!strncmp(zone, pub + off, strlen(pub + off)) &&
+			    zone[strlen(pub + off)] == '\n' &&
+			    zone_len - strlen(pub + off) - 1 == bytes &&
+			    nl + 1 + bytes <= pub + pub_len) {
+				found = true;
+				for (i = 0; i < bytes; i++)
+					differ += zone[strlen(pub + off) + 1 + i] != nl[1 + i];
+				ksft_print_msg("range %s (%s): %lu of %lu bytes differ\n",
+					       pub + off, de->d_name, differ, bytes);
+			}
+			free(zone);
+		}
+		if (dir)
+			closedir(dir);
+		ok = found && differ <= bytes / 100 + 64;
+		(*nr_ranges)++;
+		off = nl + 1 + bytes - pub;
+	}
+	free(pub);
+	return ok && off == pub_len;
+}
+
+static void test_virtio_balloon(void)
+{
+	char *layout;
+	long seq, nr;
+	unsigned int checked;
+	size_t len;
+
+	if (access(VB_FPB_DIR "layout", R_OK)) {
+		ksft_test_result_skip("virtio-balloon: no %s (no device with VIRTIO_BALLOON_F_FREE_PAGE_BITMAP, e.g. QEMU free-page-bitmap=on)\n",
+				      VB_FPB_DIR);
+		ksft_test_result_skip("virtio-balloon: granule change\n");
+		ksft_test_result_skip("virtio-balloon: deactivation\n");
+		return;
+	}
+	must_write("granule_order", "0");
+	must_write("enabled", "always");
+	layout = slurp(VB_FPB_DIR "layout", &len);
+	seq = layout_field(layout, "seq");
+	nr = layout_field(layout, "nr_ranges");
+	ksft_print_msg("published layout:\n%s", layout);
+	ksft_test_result(layout_field(layout, "magic") == 0x42504656 &&
+			 layout_field(layout, "version") == 1 &&
+			 layout_field(layout, "page_shift") == __builtin_ctzl(getpagesize()) &&
+			 layout_field(layout, "granule_order") == 0 &&
+			 layout_field(layout, "flags") == 1 && seq > 0 && !(seq & 1) &&
+			 published_matches_core(&checked) && checked == nr && nr > 0,
+			 "virtio-balloon: active header, %ld ranges read through their tables match the core's bitmaps\n",
+			 nr);
+	free(layout);
+
+	must_write("granule_order", "3");
+	layout = slurp(VB_FPB_DIR "layout", &len);
+	ksft_test_result(layout_field(layout, "granule_order") == 3 &&
+			 layout_field(layout, "seq") >= seq + 2 &&
+			 !(layout_field(layout, "seq") & 1) &&
+			 layout_field(layout, "flags") == 1 && published_matches_core(&checked),
+			 "virtio-balloon: granule change republished (seq %ld -> %ld)\n",
+			 seq, layout_field(layout, "seq"));
+	seq = layout_field(layout, "seq");
+	free(layout);
+
+	must_write("enabled", "never");
+	layout = slurp(VB_FPB_DIR "layout", &len);
+	ksft_test_result(layout_field(layout, "flags") == 0 &&
+			 layout_field(layout, "seq") >= seq + 2 &&
+			 !(layout_field(layout, "seq") & 1),
+			 "virtio-balloon: tracking off clears ACTIVE in a seq section\n");
+	free(layout);
+	must_write("granule_order", "0");
+}
+
 int main(void)
 {
 	char mode[64], granule[16];
@@ -360,11 +509,12 @@ int main(void)
 	mode[strcspn(mode, "]")] = '\0';
 	snprintf(granule, sizeof(granule), "%s", knob("granule_order"));
 
-	ksft_set_plan(ARRAY_SIZE(write_cases) + 11);
+	ksft_set_plan(ARRAY_SIZE(write_cases) + 14);
 	test_writes();
 	test_state();
 	test_churn();
 	test_hotplug();
+	test_virtio_balloon();
 
 	must_write("granule_order", granule);
 	must_write("enabled", mode);
