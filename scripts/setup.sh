@@ -31,6 +31,8 @@ tools=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio ccache sparse
 	dwarves kmod rsync python3 perl busybox-static xz-utils git file
 	libnuma-dev libcap-dev python3-ply python3-git gcc-aarch64-linux-gnu
+	# the migration benchmark's plot (make bench, tests/e2e)
+	gnuplot-nox
 	# QEMU (scripts/qemu.sh) and its filter tests and fuzzer (qemu/tests)
 	libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev ninja-build pkgconf
 	python3-venv clang libclang-rt-14-dev

@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (CACHE, MIB, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,  # noqa: E402
                      feature_missing, oracle, oracle_verdict, patched_qemu, rate, rm_rf)
