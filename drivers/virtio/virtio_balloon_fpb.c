@@ -124,6 +124,7 @@ VISIBLE_IF_KUNIT void
 virtio_balloon_fpb_write_begin(struct virtio_balloon_fpb_header *hdr)
 {
 	WRITE_ONCE(hdr->seq, cpu_to_le32(le32_to_cpu(hdr->seq) + 1));
+	/* Odd seq before any change; pairs with the device's read barrier */
 	virt_wmb();
 }
 EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_write_begin);
@@ -132,8 +133,10 @@ VISIBLE_IF_KUNIT void
 virtio_balloon_fpb_write_end(struct virtio_balloon_fpb_header *hdr, bool active)
 {
 	WRITE_ONCE(hdr->flags, cpu_to_le32(active ? VIRTIO_BALLOON_FPB_F_ACTIVE : 0));
+	/* The whole layout before the even seq that publishes it */
 	virt_wmb();
 	WRITE_ONCE(hdr->seq, cpu_to_le32(le32_to_cpu(hdr->seq) + 1));
+	/* Inactive before the caller lets the bits go stale or frees them */
 	virt_wmb();
 }
 EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_write_end);

@@ -31,6 +31,7 @@ static const struct free_page_bitmap_range test_ranges[] = {
 	{ .start_pfn = 0x0102030405060000UL, .nr_bits = 9,
 	  .nr_pages = ARRAY_SIZE(pfns_b), .pfns = pfns_b },
 };
+
 static const struct free_page_bitmap_layout test_layout = {
 	.granule_order = 3,
 	.seq = 6,
@@ -180,6 +181,7 @@ static struct kunit_suite fpb_encoding_suite = {
 	.name = "virtio_balloon_fpb",
 	.test_cases = fpb_encoding_cases,
 };
+
 kunit_test_suite(fpb_encoding_suite);
 
 MODULE_DESCRIPTION("KUnit tests for virtio-balloon's free page bitmap encoding");

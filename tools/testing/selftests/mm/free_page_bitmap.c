@@ -449,7 +449,8 @@ static void test_virtio_balloon(void)
 	size_t len;
 
 	if (access(VB_FPB_DIR "layout", R_OK)) {
-		ksft_test_result_skip("virtio-balloon: no %s (no device with VIRTIO_BALLOON_F_FREE_PAGE_BITMAP, e.g. QEMU free-page-bitmap=on)\n",
+		/* e.g. QEMU's virtio-balloon-pci without free-page-bitmap=on */
+		ksft_test_result_skip("virtio-balloon: no %s: no device offers the bitmap\n",
 				      VB_FPB_DIR);
 		ksft_test_result_skip("virtio-balloon: granule change\n");
 		ksft_test_result_skip("virtio-balloon: deactivation\n");
