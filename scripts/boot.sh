@@ -4,17 +4,19 @@
 # to stdout and to LOG; a guest that never reports is a failure that says
 # what it was doing.
 #   boot.sh --kernel K --initrd I --run a,b [--smp N] [--mem M] [--timeout S]
-#           [--log FILE] [--append "..."] [-- extra qemu args]
+#           [--log FILE] [--append "..."] [--balloon ",opts"]
+#           [-- extra qemu args]
+# QEMU=path picks the QEMU binary (default: Debian's).
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-kernel= initrd= run= smp=2 mem=512M timeout=300 log= append=
+kernel= initrd= run= smp=2 mem=512M timeout=300 log= append= balloon=
 qemu=${QEMU:-qemu-system-x86_64}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernel=$2 ;; --initrd) initrd=$2 ;; --run) run=$2 ;;
 	--smp) smp=$2 ;; --mem) mem=$2 ;; --timeout) timeout=$2 ;;
-	--log) log=$2 ;; --append) append=$2 ;;
+	--log) log=$2 ;; --append) append=$2 ;; --balloon) balloon=$2 ;;
 	--) shift; break ;;
 	*) die "boot: unknown argument $1" ;;
 	esac
@@ -31,7 +33,7 @@ set +e
 timeout --foreground -k 5 "$timeout" "$qemu" -accel tcg -M q35 -cpu max \
 	-smp "$smp" -m "$mem" -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
-	-device virtio-balloon-pci,id=balloon0 \
+	-device "virtio-balloon-pci,id=balloon0$balloon" \
 	-append "console=ttyS0 panic=-1 oops=panic fpb.run=$run fpb.cpus=$smp fpb.release=$release $append" \
 	"$@" < /dev/null 2>&1 | tr -d '\r' | tee "$log"
 status=${PIPESTATUS[0]}
