@@ -91,10 +91,6 @@ bench-mm: assemble
 check: setup
 	@scripts/check.sh $(CHECKS)
 
-demo:
-	@echo "make demo: the migration demo lands with the end-to-end work (issue 6)" >&2
-	@exit 1
-
 clean:
 	rm -rf $(FPB_CACHE)/build $(FPB_CACHE)/logs $(FPB_CACHE)/initramfs-*
 

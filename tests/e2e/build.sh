@@ -10,7 +10,7 @@ out=$FPB_CACHE/e2e
 stage=$out/stage
 rm -rf "$stage"
 mkdir -p "$stage/tests" "$stage/e2e" "$out/bin"
-for w in freed churn verify; do
+for w in freed churn verify kexec-boot; do
 	src=$here/workloads/$w.c bin=$out/bin/$w
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/workloads/wl.h" -nt "$bin" ]; then
 		gcc -static -O2 -Wall -Wextra -Werror -o "$bin.tmp" "$src" ||
@@ -22,4 +22,11 @@ done
 cp "$here/guest/e2e.sh" "$stage/tests/"
 "$FPB_REPO/scripts/initramfs.sh" "$out/initramfs.cpio.gz" \
 	tests="$stage/tests" e2e="$stage/e2e"
+# The kexec scenario's initramfs: the same plus the kernel to kexec and
+# the plain initramfs for it.
+mkdir -p "$stage/kexec"
+cp "$FPB_CACHE/build/guest/arch/x86/boot/bzImage" "$stage/kexec/bzImage"
+cp "$out/initramfs.cpio.gz" "$stage/kexec/initrd.cpio.gz"
+"$FPB_REPO/scripts/initramfs.sh" "$out/initramfs-kexec.cpio.gz" \
+	tests="$stage/tests" e2e="$stage/e2e" kexec="$stage/kexec"
 rm -rf "$stage"

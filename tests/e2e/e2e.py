@@ -23,7 +23,7 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CACHE, MIB, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,  # noqa: E402
+from harness import (CACHE, INITRD, MIB, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,  # noqa: E402
                      feature_missing, oracle, oracle_verdict, patched_qemu, rate, rm_rf)
 
 RUN = os.path.join(CACHE, "e2e/run")
@@ -62,6 +62,7 @@ class Scenario:
     dst_paused = True      # needed by the oracle
     run_oracle = True
     max_ratio = None       # sent / in use
+    initrd = INITRD
 
     def __init__(self, mode=None):
         if mode:
@@ -215,14 +216,8 @@ class Reboot(Scenario):
 class Kexec(Reboot):
     name = "kexec"
     desc = "guest kexec mid-migration: new kernel's pattern writes checked on the destination"
-    how = ("kexec -l /kexec/bzImage --initrd=/kexec/initrd.cpio.gz --reuse-cmdline "
-           "&& kexec -e")
-
-    def qemu(self):
-        if not os.path.exists(os.path.join(CACHE, "e2e/kexec-ready")):
-            raise Skip("no kexec tools in the initramfs (tests/e2e/build.sh could not fetch "
-                       "kexec-tools from Debian)")
-        return super().qemu()
+    how = "/e2e/kexec-boot /kexec/bzImage /kexec/initrd.cpio.gz"
+    initrd = os.path.join(CACHE, "e2e/initramfs-kexec.cpio.gz")
 
 
 class Dimm(Scenario):
@@ -334,7 +329,7 @@ def run_scenario(sc, workdir, verbose=False):
     def guest(name, **kw):
         extra = list(sc.extra) + list(getattr(sc, "dst_extra", ()) if kw.get("incoming") else [])
         g = Guest(workdir, name, qemu=qemu, mode=sc.mode, mem=sc.mem, append=sc.append,
-                  extra=extra, **kw)
+                  extra=extra, initrd=sc.initrd, **kw)
         guests.append(g)
         return g.start()
 

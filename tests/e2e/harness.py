@@ -41,7 +41,7 @@ class Failure(Exception):
 
 
 def patched_qemu():
-    """The patched QEMU's path, or None while QEMU-READY is missing."""
+    """The patched QEMU: the path that the QEMU work wrote to QEMU-READY."""
     try:
         with open(os.path.join(CACHE, "QEMU-READY")) as f:
             path = f.read().strip()
@@ -51,6 +51,7 @@ def patched_qemu():
 
 
 def driver_ready():
+    """The guest kernel has the balloon driver's part: DRIVER-READY."""
     return os.path.exists(os.path.join(CACHE, "DRIVER-READY"))
 
 

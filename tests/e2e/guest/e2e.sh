@@ -6,9 +6,11 @@
 # "fpb-e2e: ID rc=N".  Workloads started in the background write their
 # own "fpb-wl:" lines to the console.  Never returns.
 export PATH=/bin:/sbin:/e2e
-echo "fpb-e2e: ready boot_id=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime)"
-stty -F /dev/ttyS1 raw -echo 2>/dev/null || echo "fpb-e2e: no ttyS1"
+# Open the command port before saying ready: bytes that arrive before
+# the port is open are lost.
 exec 3</dev/ttyS1
+stty -F /dev/ttyS1 raw -echo 2>/dev/null || echo "fpb-e2e: no ttyS1"
+echo "fpb-e2e: ready boot_id=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime)"
 while :; do
 	if ! read -r id cmd <&3; then
 		sleep 1

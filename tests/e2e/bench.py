@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Migration benchmark and demo (not part of make check).
+
+    bench.py bench [--repeats N] [--modes a,b] [--workloads a,b]
+        none / free page hinting / free page reporting / ours, on a 2 GiB
+        guest running churn or freed (1.5 GiB written and freed right
+        before the migration, no settle wait); median [min-max] of N
+        repeats into bench/results/migration.md and migration.png.
+    bench.py demo
+        one churn migration without and with the bitmap, and a short table
+        of what the bitmap saved.
+
+Guest progress is the workload's rate during the migration divided by
+its rate in a window just before it (the same guest, unmigrated): a mode
+that wins by stalling the guest shows up there.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (CACHE, MIB, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,  # noqa: E402
+                     feature_missing, patched_qemu, rate, rm_rf)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(CACHE, "e2e/bench")
+MODES = ("none", "hinting", "reporting", "ours")
+MODE_NAMES = {"none": "none", "hinting": "free page hinting",
+              "reporting": "free page reporting", "ours": "free page bitmap"}
+# Workloads: guest RAM, workload and its arguments, how to know it is ready.
+WORKLOADS = {
+    # 256 MiB working set, 8 MiB chunks (2 live), 96 MiB/s written
+    "churn": ("2G", 2048 * MIB, "churn", "-w 256 -c 8 -n 2 -r 96", r"fpb-wl: churn started"),
+    # 1.5 GiB written and freed, 256 MiB kept in use; migrate right away
+    "freed": ("2G", 2048 * MIB, "freed", "-m 1536 -k 256", r"fpb-wl: freed freed mib="),
+}
+BANDWIDTH = 256 * MIB
+DOWNTIME_MS = 300
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def one_run(mode, workload, workdir, mem=None, ram=None):
+    """Boot, load, migrate once; return a dict of the measurements."""
+    wmem, wram, prog, args, ready = WORKLOADS[workload]
+    mem, ram = mem or wmem, ram or wram
+    qemu = patched_qemu() or STOCK_QEMU
+    rm_rf(workdir)
+    os.makedirs(workdir)
+    guests = []
+    try:
+        src = Guest(workdir, "src", qemu=qemu, mode=mode, mem=mem)
+        guests.append(src)
+        src.start()
+        src.wait_ready()
+        start = src.offset()
+        src.start_workload(prog, args)
+        src.wait_for(ready, 300, start, what=ready)
+        base = None
+        if workload == "churn":
+            time.sleep(3)
+            off = src.offset()
+            time.sleep(5)
+            base = rate(src.progress(off).get(prog, []))
+        in_use = ram - src.meminfo()["MemFree"]
+        dst = Guest(workdir, "dst", qemu=qemu, mode=mode, mem=mem, incoming=True, paused=True)
+        guests.append(dst)
+        dst.start()
+        m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=BANDWIDTH,
+                      downtime_ms=DOWNTIME_MS, timeout=600)
+        m.start()
+        m.finish()
+        st = m.stats()
+        st.update(mode=mode, workload=workload, in_use=in_use, ram=ram)
+        during = rate(src.progress(m.console_start, m.console_end).get(prog, []))
+        st["progress"] = during / base if base and during else None
+        dst.qmp.cmd("cont")
+        dst.check_workloads([prog])
+        return st
+    finally:
+        for g in guests:
+            g.close()
+
+
+def fmt(values, f="{:.0f}"):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "n/a"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f.format(med)
+    return f"{f.format(med)} [{f.format(min(vals))}-{f.format(max(vals))}]"
+
+
+def table(results, modes, workloads):
+    rows = ["| workload | mode | sent MiB | sent / in use | normal pages | zero pages | "
+            "total s | downtime ms | syncs | pages skipped | ideal MiB (in use) | "
+            "guest progress |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for w in workloads:
+        for mo in modes:
+            rs = [r for r in results if r["mode"] == mo and r["workload"] == w]
+            if not rs:
+                continue
+            rows.append("| " + " | ".join([
+                w, MODE_NAMES[mo],
+                fmt([r["transferred"] / MIB for r in rs]),
+                fmt([r["transferred"] / r["in_use"] for r in rs], "{:.2f}") + "x",
+                fmt([r["normal"] for r in rs]),
+                fmt([r["duplicate"] for r in rs]),
+                fmt([r["total_ms"] / 1000 for r in rs], "{:.1f}"),
+                fmt([r["downtime_ms"] for r in rs]),
+                fmt([r["syncs"] for r in rs]),
+                fmt([r["skipped"] for r in rs]) if mo == "ours" else "-",
+                fmt([r["in_use"] / MIB for r in rs]),
+                fmt([r["progress"] for r in rs], "{:.2f}") if w == "churn" else "idle",
+            ]) + " |")
+    return "\n".join(rows)
+
+
+def plot(results, modes, workloads, png):
+    """Grouped bars: median sent MiB per workload and mode, min-max error bars."""
+    dat = png[:-4] + ".dat"
+    with open(dat, "w") as f:
+        for k, w in enumerate(workloads):
+            for j, mo in enumerate(modes):
+                v = [r["transferred"] / MIB for r in results
+                     if r["mode"] == mo and r["workload"] == w]
+                ideal = [r["in_use"] / MIB for r in results if r["workload"] == w]
+                if v:
+                    f.write(f"{k * (len(modes) + 1) + j} {statistics.median(v):.1f} "
+                            f"{min(v):.1f} {max(v):.1f} \"{MODE_NAMES[mo]}\" "
+                            f"{statistics.median(ideal):.1f} \"{w}\"\n")
+    script = f"""
+set terminal pngcairo size 900,500 noenhanced
+set output '{png}'
+set title 'Live migration under TCG: data sent (median, min-max of repeats); line: in use at start'
+set ylabel 'MiB sent'
+set style fill solid 0.6 border -1
+set boxwidth 0.8
+set xtics rotate by -30 nomirror
+set key off
+set grid ytics
+plot '{dat}' using 1:2:xtic(stringcolumn(7).': '.stringcolumn(5)) with boxes lc rgb '#4a7ab5', \\
+     '' using 1:2:3:4 with yerrorbars lc rgb 'black' pt 0, \\
+     '' using 1:6 with points pt 5 ps 1.2 lc rgb '#d04030'
+"""
+    try:
+        subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        log(f"bench: gnuplot failed ({e}); no PNG (make setup installs gnuplot-nox)")
+    finally:
+        os.unlink(dat)
+
+
+def cmd_bench(argv):
+    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 3
+    modes = argv[argv.index("--modes") + 1].split(",") if "--modes" in argv else list(MODES)
+    workloads = (argv[argv.index("--workloads") + 1].split(",") if "--workloads" in argv
+                 else list(WORKLOADS))
+    missing = feature_missing()
+    if "ours" in modes and missing:
+        log(f"bench: mode 'ours' left out: {missing}")
+        modes.remove("ours")
+    os.makedirs(OUT, exist_ok=True)
+    raw = os.path.join(OUT, "results.jsonl")
+    results = []
+    with open(raw, "w") as f:
+        for rep in range(1, repeats + 1):
+            for w in workloads:
+                for mo in modes:
+                    t0 = time.monotonic()
+                    try:
+                        with cpu_lock():
+                            st = one_run(mo, w, os.path.join(CACHE, "e2e/run/bench"))
+                    except Failure as e:
+                        log(f"bench: {w} {mo} repeat {rep} FAILED: {e}")
+                        return 1
+                    st["repeat"] = rep
+                    results.append(st)
+                    f.write(json.dumps(st) + "\n")
+                    f.flush()
+                    log(f"bench: {w:6} {mo:9} #{rep}: sent {st['transferred'] / MIB:7.1f} MiB "
+                        f"({st['transferred'] / st['in_use']:.2f}x of {st['in_use'] / MIB:.0f} "
+                        f"MiB in use), {st['total_ms'] / 1000:.1f} s, downtime "
+                        f"{st['downtime_ms']} ms, syncs {st['syncs']}, skipped {st['skipped']}, "
+                        f"progress {st['progress']} ({time.monotonic() - t0:.0f} s)")
+    cmdline = "make bench  # = tests/e2e/run.sh bench " + " ".join(argv)
+    qemu = patched_qemu() or STOCK_QEMU
+    md = os.path.join(REPO, "bench/results/migration.md")
+    png = os.path.join(REPO, "bench/results/migration.png")
+    with open(md, "w") as f:
+        f.write(f"""# Live migration: free page bitmap vs hinting vs reporting
+
+Produced by `{cmdline.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},
+{os.cpu_count()} host cores, no KVM (TCG), QEMU `{qemu}`, guest kernel
+`{os.path.relpath(os.path.join(CACHE, 'build/guest/arch/x86/boot/bzImage'), '/')}` with the
+busybox initramfs of tests/e2e.  Guests: q35, 2 vCPUs, 2 GiB; migration over a
+Unix socket, max-bandwidth {BANDWIDTH // MIB} MiB/s, downtime-limit {DOWNTIME_MS} ms;
+the destination waits paused (-S) so that it does not compete for the CPUs.
+Each cell: median [min-max] of {repeats} repeats.
+
+- churn: `churn {WORKLOADS['churn'][3]}`: 256 MiB working set rewritten, 8 MiB chunks
+  allocated, filled and freed continuously, ~96 MiB/s written; migration starts
+  after it ran 8 s.
+- freed: `freed {WORKLOADS['freed'][3]}`: 1.5 GiB written, checked and freed, 256 MiB
+  kept in use; migration starts the moment it is freed (no settle wait).
+- sent: query-migrate ram.transferred; normal / zero: pages sent whole / as zero;
+  ideal: guest RAM minus MemFree when the migration starts; guest progress:
+  churn's rate during the migration / its rate in the 5 s before it (1.00 = not
+  slowed; "idle" for freed, which does nothing after freeing).
+- Modes: none (plain virtio-balloon), free page hinting (`free-page-hint=on` with an
+  iothread), free page reporting (`free-page-reporting=on`), free page bitmap
+  (`free-page-bitmap=on`).
+
+{table(results, modes, workloads)}
+
+Raw results (one JSON object per run) were in `{raw}`.
+""")
+        if "ours" not in modes:
+            f.write(f"\nThe free page bitmap is not in this table: {missing}.\n")
+    plot(results, modes, workloads, png)
+    log(f"bench: wrote {md} and {png}")
+    print(table(results, modes, workloads))
+    return 0
+
+
+def cmd_demo(argv):
+    missing = feature_missing()
+    rows = []
+    modes = ["none"] + ([] if missing else ["ours"])
+    for mo in modes:
+        log(f"demo: migrating a 1 GiB guest that churns memory, mode {MODE_NAMES[mo]} ...")
+        with cpu_lock():
+            st = one_run(mo, "churn", os.path.join(CACHE, "e2e/run/demo"),
+                         mem="1G", ram=1024 * MIB)
+        rows.append(st)
+        log(f"demo: sent {st['transferred'] / MIB:.0f} MiB in {st['total_ms'] / 1000:.1f} s; "
+            "destination checked every pattern: PASS")
+    print()
+    print(f"{'':24}{'sent MiB':>10}{'x in use':>10}{'normal pages':>14}{'total s':>9}"
+          f"{'downtime ms':>13}{'skipped':>10}")
+    for st in rows:
+        print(f"{MODE_NAMES[st['mode']]:24}{st['transferred'] / MIB:10.0f}"
+              f"{st['transferred'] / st['in_use']:10.2f}{st['normal']:14d}"
+              f"{st['total_ms'] / 1000:9.1f}{st['downtime_ms']:13d}"
+              f"{st['skipped'] if st['skipped'] is not None else '-':>10}")
+    if missing:
+        print(f"\ndemo: the free page bitmap could not run: {missing}")
+        return 1
+    a, b = rows
+    print(f"\nsaved: {(a['transferred'] - b['transferred']) / MIB:.0f} MiB "
+          f"({100 * (1 - b['transferred'] / a['transferred']):.0f} % of the data sent), "
+          f"{(a['total_ms'] - b['total_ms']) / 1000:.1f} s of migration time "
+          f"(in use at the start: {b['in_use'] / MIB:.0f} MiB)")
+    return 0
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] not in ("bench", "demo"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    return cmd_bench(argv[2:]) if argv[1] == "bench" else cmd_demo(argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
