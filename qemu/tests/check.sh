@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# make qemu-check: the QEMU side's tests, as one TAP stream.
+#  1. the filter core's unit tests (plain gcc + ASan/UBSan, no QEMU build)
+#  2. the order mutation: the core with "clear log" and "read bits"
+#     swapped must fail the deferred-write-protect test
+#  3. checkpatch.pl on qemu/patches
+#  4. the validator fuzzer (libFuzzer), FUZZ_SECONDS (default 30)
+#  5. QEMU's qtests for our device set, through meson test
+#
+# The core is compiled out of the assembled tree $FPB_CACHE/qemu (base +
+# qemu/patches, made by `make qemu`): that is exactly the code we ship,
+# and it needs the tree's standard-headers (patched by 0001) anyway.
+# Nothing of the QEMU build is needed for 1-4.
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../../scripts/lib.sh"
+
+tree=$FPB_CACHE/qemu
+build=$FPB_CACHE/build/qemu
+here=$FPB_REPO/qemu/tests
+out=$FPB_CACHE/build/qemu-tests
+LOCK=/var/lock/fpb-cpu.lock
+mkdir -p "$out" "$FPB_CACHE/logs"
+[ -f "$tree/migration/free-page-bitmap-core.c" ] ||
+	die "$tree has no filter core: run make qemu first"
+
+# tap_from CMD...: run CMD, renumber its TAP lines into ours, keep its
+# comments; a CMD that fails without a failing line counts as a failure.
+tap_from() {
+	local res line rc=0 before=$failed
+	res=$("$@" 2>&1) || rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok "[0-9]*) tap 0 "${line#ok [0-9]* - }" ;;
+		"not ok "[0-9]*) tap 1 "${line#not ok [0-9]* - }" ;;
+		"#"*) echo "$line" ;;
+		esac
+	done <<< "$res"
+	if [ $rc != 0 ] && [ "$failed" = "$before" ]; then
+		tap 1 "$(basename "$1") exited with $rc" "$res"
+	fi
+}
+
+cflags=(-O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare
+	-I"$here/shim" -I"$tree/include" -I"$tree/migration")
+core=$tree/migration/free-page-bitmap-core.c
+
+# 1. unit tests
+if gcc "${cflags[@]}" -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-o "$out/filter-test" "$here/filter-test.c" "$core" 2> "$out/build.log"; then
+	tap_from "$out/filter-test"
+else
+	tap 1 "filter core unit tests build" "$(cat "$out/build.log")"
+fi
+
+# 2. the order mutation
+rc=0
+"$here/swap-order.py" "$core" "$out/core-swapped.c" &&
+	gcc "${cflags[@]}" -o "$out/filter-test-swapped" "$here/filter-test.c" \
+		"$out/core-swapped.c" 2>> "$out/build.log" || rc=$?
+if [ $rc = 0 ]; then
+	if res=$("$out/filter-test-swapped" order 2>&1); then
+		tap 1 "order test catches a filter that reads the bits before clearing the dirty log" "$res"
+	else
+		tap 0 "order test catches a filter that reads the bits before clearing the dirty log (${res%%$'\n'*})"
+	fi
+else
+	tap 1 "order mutation builds" "$(tail -20 "$out/build.log")"
+fi
+
+# 3. checkpatch (the header sync is imported from Linux by nature)
+for p in "$FPB_REPO"/qemu/patches/*.patch; do
+	res=$("$tree/scripts/checkpatch.pl" -q "$p" 2>&1 |
+	      grep -v -e 'imported from Linux, are you using scripts/update-linux-headers.sh' \
+		      -e '^#[0-9]*: FILE: include/standard-headers/' \
+		      -e '^ #define VIRTIO_BALLOON_F_FREE_PAGE_HINT' || true)
+	if grep -qE '^(ERROR|WARNING)' <<< "$res"; then
+		tap 1 "checkpatch $(basename "$p")" "$res"
+	else
+		tap 0 "checkpatch $(basename "$p")"
+	fi
+done
+
+# 4. fuzzer
+rc=0
+"$here/fuzz.sh" "${FUZZ_SECONDS:-30}" > "$out/fuzz.log" 2>&1 || rc=$?
+tap $rc "validator fuzzer, ${FUZZ_SECONDS:-30} s (libFuzzer + ASan/UBSan, seed corpus qemu/fuzz/corpus)" \
+	"$(tail -15 "$out/fuzz.log")"
+grep -E '^#[0-9]+ +DONE' "$out/fuzz.log" | sed 's/^/# fuzz: /' || true
+
+# 5. qtests: the device's own, and the generic ones that make sense for
+# our device set (the others need devices we leave out).
+qtests=(virtio-balloon-test qos-test qom-test device-introspect-test
+	machine-none-test qmp-cmd-test test-hmp boot-serial-test)
+if [ ! -x "$build/qemu-system-x86_64" ]; then
+	tap 1 "qtests" "no $build/qemu-system-x86_64: run make qemu"
+else
+	for t in "${qtests[@]}"; do
+		rc=0
+		(cd "$build" && flock "$LOCK" meson test --no-rebuild -q -t 4 \
+			"qtest-x86_64/$t") > "$out/qtest-$t.log" 2>&1 || rc=$?
+		tap $rc "qtest $t (meson test)" "$(grep -E 'not ok|FAIL|ERROR' "$build/meson-logs/testlog.txt" | head -20)"
+		# the test's own TAP lines, as comments
+		sed -n '/^ok \|^not ok /s/^/#   /p' "$build/meson-logs/testlog.txt" | head -60
+	done
+fi
+
+echo "1..$n"
+[ "$failed" = 0 ]

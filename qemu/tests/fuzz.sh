@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Fuzz the free page bitmap layout validator and filter for SECONDS
+# (default 60) with libFuzzer + ASan/UBSan, starting from the seed corpus
+# qemu/fuzz/corpus (copied: new inputs stay in the build directory).
+# Regenerate the seeds with: qemu/tests/fuzz.sh --seeds
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../../scripts/lib.sh"
+
+tree=$FPB_CACHE/qemu
+here=$FPB_REPO/qemu/tests
+out=$FPB_CACHE/build/qemu-tests
+corpus=$FPB_REPO/qemu/fuzz/corpus
+core=$tree/migration/free-page-bitmap-core.c
+[ -f "$core" ] || die "$tree has no filter core: run make qemu first"
+mkdir -p "$out"
+cflags=(-O1 -g -I"$here/shim" -I"$tree/include" -I"$tree/migration")
+
+if [ "${1:-}" = --seeds ]; then
+	gcc "${cflags[@]}" -DFPB_FUZZ_SEEDS -o "$out/fuzz-seeds" "$here/fuzz.c" "$core"
+	mkdir -p "$corpus"
+	"$out/fuzz-seeds" "$corpus"
+	ls -l "$corpus"
+	exit 0
+fi
+
+seconds=${1:-60}
+clang "${cflags[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-o "$out/fuzz" "$here/fuzz.c" "$core" || die "cannot build the fuzzer"
+rm -rf "$out/fuzz-corpus" && mkdir -p "$out/fuzz-corpus" "$out/fuzz-artifacts"
+cp "$corpus"/* "$out/fuzz-corpus/"
+step "fuzz for $seconds s"
+flock /var/lock/fpb-cpu.lock "$out/fuzz" -max_total_time="$seconds" -rss_limit_mb=1024 \
+	-print_final_stats=1 -artifact_prefix="$out/fuzz-artifacts/" "$out/fuzz-corpus"
