@@ -68,7 +68,8 @@ fi
 
 run_check "tip builds for arm64 (aarch64-linux-gnu-gcc) with the feature and W=1 clean on our files" \
 	bash -c '"$0" --arch arm64 arm64 "$1" "$2" -- Image >/dev/null &&
-		 cd "$3" && for f in mm/free_page_bitmap.o mm/free_page_bitmap_sysfs.o; do
+		 cd "$3" && for f in mm/free_page_bitmap.o mm/free_page_bitmap_sysfs.o \
+				 drivers/virtio/virtio_balloon_fpb.o drivers/virtio/virtio_balloon_fpb_kunit.o; do
 			make -s -C "$4" O="$5" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- LOCALVERSION= W=1 "$f" 2>&1 |
 				grep -E "warning:|error:" || true; done' \
 	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/arm64.config" "$feature" "$LINUX_TREE" \
