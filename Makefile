@@ -11,6 +11,9 @@ LINUX := $(FPB_CACHE)/linux
 GUEST := $(FPB_CACHE)/build/guest
 BZIMAGE := $(GUEST)/arch/x86/boot/bzImage
 SELFTESTS_OUT := $(FPB_CACHE)/build/selftests
+# Our QEMU (make qemu) and the firmware it takes from Debian's packages.
+OUR_QEMU := $(FPB_CACHE)/build/qemu/qemu-system-x86_64
+OUR_QEMU_FIRMWARE := -L /usr/share/seabios -L /usr/share/qemu
 
 # Guest kernel configuration: tinyconfig plus these fragments.
 GUEST_CONFIGS := configs/guest.config configs/feature.config
@@ -67,13 +70,18 @@ boot: kernel $(FPB_CACHE)/initramfs-boot.cpio.gz
 kunit: assemble
 	@scripts/kunit.sh $(KUNIT_CONFIGS) $(addprefix --boot ,$(KUNIT_BOOTS))
 
-selftest: kernel
+# The selftests run on our QEMU, whose balloon offers the bitmap, with a
+# cold-plugged DIMM left offline for the hotplug cases.
+selftest: kernel qemu
 	@scripts/selftests.sh $(SELFTESTS_OUT) $(SELFTESTS)
 	@$(MAKE) --no-print-directory $(FPB_CACHE)/initramfs-selftest.cpio.gz
-	@scripts/boot.sh --kernel $(BZIMAGE) --initrd $(FPB_CACHE)/initramfs-selftest.cpio.gz \
+	@QEMU=$(OUR_QEMU) scripts/boot.sh --kernel $(BZIMAGE) \
+		--initrd $(FPB_CACHE)/initramfs-selftest.cpio.gz \
 		--run selftests --timeout 600 --log $(FPB_CACHE)/logs/selftest-console.log \
+		--balloon ,free-page-bitmap=on \
 		--mem 1G,slots=2,maxmem=2G --append memhp_default_state=offline \
-		-- -object memory-backend-ram,id=dimm0,size=256M -device pc-dimm,id=dimm0,memdev=dimm0
+		-- $(OUR_QEMU_FIRMWARE) \
+		-object memory-backend-ram,id=dimm0,size=256M -device pc-dimm,id=dimm0,memdev=dimm0
 
 lint: kernel
 	@scripts/lint.sh
