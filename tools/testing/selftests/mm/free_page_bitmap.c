@@ -441,6 +441,41 @@ static bool published_matches_core(unsigned int *nr_ranges)
 	return ok && off == pub_len;
 }
 
+/*
+ * Unbinding the driver resets the device and frees the header: its debugfs
+ * view goes; binding it again publishes a fresh, active layout.
+ */
+static bool rebind_balloon(void)
+{
+	const char *drv = "/sys/bus/virtio/drivers/virtio_balloon/";
+	char dev[64] = "", *layout;
+	struct dirent *de;
+	bool ok, gone;
+	size_t len;
+	DIR *dir;
+
+	dir = opendir(drv);
+	while (dir && (de = readdir(dir)))
+		if (!strncmp(de->d_name, "virtio", 6))
+			snprintf(dev, sizeof(dev), "%s", de->d_name);
+	if (dir)
+		closedir(dir);
+	if (!dev[0]) {
+		ksft_print_msg("no device bound to %s\n", drv);
+		return false;
+	}
+	if (write_path("/sys/bus/virtio/drivers/virtio_balloon/unbind", dev))
+		return false;
+	gone = access(VB_FPB_DIR "layout", F_OK) && knob_ul("active") == 1;
+	if (write_path("/sys/bus/virtio/drivers/virtio_balloon/bind", dev))
+		return false;
+	layout = slurp(VB_FPB_DIR "layout", &len);
+	ok = gone && layout_field(layout, "flags") == 1 &&
+	     !(layout_field(layout, "seq") & 1) && published_matches_core(&(unsigned int){0});
+	free(layout);
+	return ok;
+}
+
 static void test_virtio_balloon(void)
 {
 	char *layout;
@@ -453,6 +488,7 @@ static void test_virtio_balloon(void)
 		ksft_test_result_skip("virtio-balloon: no %s: no device offers the bitmap\n",
 				      VB_FPB_DIR);
 		ksft_test_result_skip("virtio-balloon: granule change\n");
+		ksft_test_result_skip("virtio-balloon: unbind and bind\n");
 		ksft_test_result_skip("virtio-balloon: deactivation\n");
 		return;
 	}
@@ -483,6 +519,12 @@ static void test_virtio_balloon(void)
 	seq = layout_field(layout, "seq");
 	free(layout);
 
+	ksft_test_result(rebind_balloon(), "virtio-balloon: unbind retires the header, bind publishes again\n");
+	/* A new header, with a new seq */
+	layout = slurp(VB_FPB_DIR "layout", &len);
+	seq = layout_field(layout, "seq");
+	free(layout);
+
 	must_write("enabled", "never");
 	layout = slurp(VB_FPB_DIR "layout", &len);
 	ksft_test_result(layout_field(layout, "flags") == 0 &&
@@ -510,7 +552,7 @@ int main(void)
 	mode[strcspn(mode, "]")] = '\0';
 	snprintf(granule, sizeof(granule), "%s", knob("granule_order"));
 
-	ksft_set_plan(ARRAY_SIZE(write_cases) + 14);
+	ksft_set_plan(ARRAY_SIZE(write_cases) + 15);
 	test_writes();
 	test_state();
 	test_churn();
