@@ -35,12 +35,12 @@ MODE_NAMES = {"none": "none", "hinting": "free page hinting",
               "reporting": "free page reporting", "ours": "free page bitmap"}
 # Workloads: guest RAM, workload and its arguments, how to know it is ready.
 WORKLOADS = {
-    # 256 MiB working set, 8 MiB chunks (2 live), 96 MiB/s written
-    "churn": ("2G", 2048 * MIB, "churn", "-w 256 -c 8 -n 2 -r 96", r"fpb-wl: churn started"),
+    # 256 MiB working set, 8 MiB chunks (4 live), 96 MiB/s written
+    "churn": ("2G", 2048 * MIB, "churn", "-w 256 -c 8 -n 4 -r 96", r"fpb-wl: churn started"),
     # 1.5 GiB written and freed, 256 MiB kept in use; migrate right away
     "freed": ("2G", 2048 * MIB, "freed", "-m 1536 -k 256", r"fpb-wl: freed freed mib="),
 }
-BANDWIDTH = 256 * MIB
+BANDWIDTH = 128 * MIB
 DOWNTIME_MS = 300
 
 
@@ -208,9 +208,9 @@ Unix socket, max-bandwidth {BANDWIDTH // MIB} MiB/s, downtime-limit {DOWNTIME_MS
 the destination waits paused (-S) so that it does not compete for the CPUs.
 Each cell: median [min-max] of {repeats} repeats.
 
-- churn: `churn {WORKLOADS['churn'][3]}`: 256 MiB working set rewritten, 8 MiB chunks
-  allocated, filled and freed continuously, ~96 MiB/s written; migration starts
-  after it ran 8 s.
+- churn: `churn {WORKLOADS['churn'][3]}`: 8 MiB chunks allocated, filled, checked
+  and freed continuously (4 live), and 1 MiB of a 256 MiB working set rewritten
+  per chunk, ~96 MiB/s written in all; migration starts after it ran 8 s.
 - freed: `freed {WORKLOADS['freed'][3]}`: 1.5 GiB written, checked and freed, 256 MiB
   kept in use; migration starts the moment it is freed (no settle wait).
 - sent: query-migrate ram.transferred; normal / zero: pages sent whole / as zero;

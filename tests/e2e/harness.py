@@ -44,10 +44,10 @@ def patched_qemu():
     """The patched QEMU: the path that the QEMU work wrote to QEMU-READY."""
     try:
         with open(os.path.join(CACHE, "QEMU-READY")) as f:
-            path = f.read().strip()
+            lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
     except OSError:
         return None
-    return path if path and os.access(path, os.X_OK) else None
+    return lines[0] if lines and os.access(lines[0], os.X_OK) else None
 
 
 def driver_ready():
@@ -137,7 +137,10 @@ class Guest:
                 if time.monotonic() > deadline:
                     raise Failure(f"{self.name}: no QMP socket after 30 s")
                 time.sleep(0.05)
-            self.qmp = QMP(self.qmp_path, timeout=120)
+            try:
+                self.qmp = QMP(self.qmp_path, timeout=60, alive=self.alive)
+            except OSError:
+                raise Failure(f"{self.name}: no QMP connection; QEMU: " + self.qemu_log_tail())
         except Exception:
             self.close()
             raise
@@ -277,11 +280,13 @@ class Guest:
         """The balloon's free page bitmap counters ({} on a stock device)."""
         res = {}
         for prop in FPB_COUNTERS:
-            try:
-                res[prop] = self.qmp.cmd("qom-get", {"path": "/machine/peripheral/balloon0",
-                                                     "property": prop})
-            except QMPError:
-                pass
+            for path in ("/machine/peripheral/balloon0",
+                         "/machine/peripheral/balloon0/virtio-backend"):
+                try:
+                    res[prop] = self.qmp.cmd("qom-get", {"path": path, "property": prop})
+                    break
+                except QMPError:
+                    pass
         return res
 
     def status(self):

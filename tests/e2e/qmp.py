@@ -11,7 +11,8 @@ class QMPError(Exception):
 
 
 class QMP:
-    def __init__(self, path, timeout=30.0):
+    def __init__(self, path, timeout=30.0, alive=lambda: True):
+        """Connect to PATH, retrying for up to TIMEOUT seconds while ALIVE()."""
         self.path = path
         self.events = []
         deadline = time.monotonic() + timeout
@@ -22,7 +23,7 @@ class QMP:
                 break
             except OSError:
                 self.sock.close()
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or not alive():
                     raise
                 time.sleep(0.05)
         self.sock.settimeout(timeout)

@@ -21,8 +21,8 @@ int main(int argc, char **argv)
 	size_t ws = wl_arg(argc, argv, "-w", 32), csz = wl_arg(argc, argv, "-c", 4);
 	size_t live = wl_arg(argc, argv, "-n", 4), rate = wl_arg(argc, argv, "-r", 0);
 	size_t wpages = ws * MIB / WL_PAGE, cpages = csz * MIB / WL_PAGE;
-	/* per iteration: one chunk and a quarter chunk of the working set */
-	size_t slice = cpages / 4 ? cpages / 4 : 1, cursor = 0, p, i;
+	/* per iteration: one chunk and an eighth of a chunk of the working set */
+	size_t slice = cpages / 8 ? cpages / 8 : 1, cursor = 0, p, i;
 	struct chunk *ring = calloc(live + 1, sizeof(*ring));
 	uint64_t *wgen = calloc(wpages, sizeof(*wgen));
 	uint64_t iter = 0, t0;
