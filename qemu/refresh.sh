@@ -12,6 +12,9 @@ local_commit=$(git -C "$tree" log --format=%H --grep='^local: build adjustments'
 [ -n "$local_commit" ] || die "$tree has no local build commit: run make qemu first"
 [ -z "$(git -C "$tree" status --porcelain)" ] || die "$tree has uncommitted edits: commit them first"
 
+git -C "$tree" log --format=%an "$local_commit..HEAD" | grep -qx assemble &&
+	die "$tree is at the commits scripts/qemu.sh assembled: check out your work branch first"
+
 rm -f "$out"/*.patch
 git -C "$tree" format-patch -q --zero-commit --no-signature --subject-prefix="RFC PATCH" \
 	-o "$out" "$local_commit..HEAD"

@@ -119,7 +119,9 @@ work_tree() {
 	unset GIT_INDEX_FILE GIT_AUTHOR_DATE GIT_COMMITTER_DATE
 	rm -f "$idx"
 	trap - EXIT
-	if [ "$(git rev-parse HEAD)" != "$head" ]; then
+	# A work branch with exactly this content (qemu/refresh.sh made the
+	# patches from it) stays checked out.
+	if [ "$(git rev-parse HEAD^{tree})" != "$(git rev-parse "$head^{tree}")" ]; then
 		# Only files whose content differs are rewritten.
 		git checkout -q -f --detach "$head"
 		git clean -q -fd
@@ -137,6 +139,9 @@ build() {
 		--with-devices-x86_64=fpb-minimal
 		--enable-tcg --enable-kvm
 		--disable-docs --disable-werror --disable-install-blobs
+		# The +ds source has no firmware: use Debian's, where Debian's
+		# own qemu-system-x86 looks (seabios, ipxe, qemu-system-data).
+		--firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 	)
 	# Same cache as the kernel builds; meson picks up ccache by itself.
 	export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$FPB_CACHE
@@ -154,6 +159,14 @@ build() {
 	step "ninja -C $QEMU_BUILD"
 	flock "$LOCK" ninja -C "$QEMU_BUILD" -j2 ${NINJA_TARGETS:-} ||
 		die "QEMU build failed"
+	# Run from the build directory (qtests, tests/e2e), QEMU looks for
+	# its firmware path under qemu-bundle/: point it at Debian's files.
+	local d
+	for d in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
+		[ -e "$QEMU_BUILD/qemu-bundle$d" ] && continue
+		mkdir -p "$(dirname "$QEMU_BUILD/qemu-bundle$d")"
+		ln -s "$d" "$QEMU_BUILD/qemu-bundle$d"
+	done
 }
 
 mkdir -p "$FPB_CACHE/logs"
