@@ -89,7 +89,7 @@ lint: kernel
 series: setup
 	@scripts/series.sh
 
-series-check: setup
+series-check: setup qemu
 	@scripts/series-check.sh
 
 bench-mm: assemble

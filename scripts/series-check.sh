@@ -66,6 +66,16 @@ fi
 [ -z "$trace" ] && tap 0 "CONFIG_FREE_PAGE_BITMAP=n leaves no free_page_bitmap symbol in vmlinux" ||
 	tap 1 "CONFIG_FREE_PAGE_BITMAP=n leaves no free_page_bitmap symbol in vmlinux" "$trace"
 
+# The balloon must not trip over a feature it cannot offer: boot the =n
+# kernel on our QEMU with a balloon that offers the bitmap.
+initrd=$FPB_CACHE/initramfs-boot.cpio.gz
+[ -f "$initrd" ] || "$FPB_REPO/scripts/initramfs.sh" "$initrd" >/dev/null
+run_check "CONFIG_FREE_PAGE_BITMAP=n boots and binds a balloon that offers the bitmap" \
+	bash -c 'QEMU=$0 "$1" --kernel "$2" --initrd "$3" --run boot --balloon ,free-page-bitmap=on \
+		--timeout 120 --log "$4" -- -L /usr/share/seabios -L /usr/share/qemu >/dev/null' \
+	"$FPB_CACHE/build/qemu/qemu-system-x86_64" "$FPB_REPO/scripts/boot.sh" \
+	"$KBUILD_DIR/guest-off/arch/x86/boot/bzImage" "$initrd" "$FPB_CACHE/logs/series-off-boot.log"
+
 run_check "tip builds for arm64 (aarch64-linux-gnu-gcc) with the feature and W=1 clean on our files" \
 	bash -c '"$0" --arch arm64 arm64 "$1" "$2" -- Image >/dev/null &&
 		 cd "$3" && for f in mm/free_page_bitmap.o mm/free_page_bitmap_sysfs.o \

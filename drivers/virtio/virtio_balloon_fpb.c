@@ -11,8 +11,10 @@
  *
  * A header is trusted by the device for one driver session only, so the
  * driver clears VIRTIO_BALLOON_FPB_F_ACTIVE before the bits stop being
- * maintained, and on remove, freeze, reboot and kexec; its pages are freed
- * only after the device has been reset.
+ * maintained, and on remove, freeze, reboot and kexec; the header and the
+ * bitmaps are freed only after the device has been reset (on reboot and
+ * kexec the virtio bus resets every device in device_shutdown(), after the
+ * reboot notifiers).
  */
 
 #include <linux/cc_platform.h>
@@ -35,11 +37,20 @@
 #include "virtio_balloon_fpb.h"
 
 /* The ranges follow the header in its page. */
-#define FPB_MAX_RANGES	((PAGE_SIZE - sizeof(struct virtio_balloon_fpb_header)) / \
+#define FPB_MAX_RANGES	((size_t)(PAGE_SIZE - sizeof(struct virtio_balloon_fpb_header)) / \
 			 sizeof(struct virtio_balloon_fpb_range))
 
 /* How long a new announcement waits for the device to return the last. */
 #define FPB_ANNOUNCE_TIMEOUT	HZ
+
+/* No command read yet: the first one always counts. */
+#define FPB_CMD_NONE	U32_MAX
+
+/* What the device reads; see include/uapi/linux/virtio_balloon.h */
+static_assert(sizeof(struct virtio_balloon_fpb_header) == 32);
+static_assert(sizeof(struct virtio_balloon_fpb_range) == 32);
+static_assert(sizeof(struct virtio_balloon_fpb_announce) == 8);
+static_assert(offsetof(struct virtio_balloon_config, free_page_bitmap_cmd) == 16);
 
 struct virtio_balloon_fpb {
 	struct virtio_device *vdev;
@@ -47,7 +58,10 @@ struct virtio_balloon_fpb {
 	struct free_page_bitmap_client client;
 	struct notifier_block reboot_nb;
 	struct work_struct cmd_work;
+	struct work_struct publish_work;
 	struct work_struct announce_work;
+	/* The last command passed on, only touched by cmd_work */
+	u32 cmd;
 
 	/* Keeps config-change interrupts from queueing work after stop */
 	spinlock_t stop_lock;
@@ -57,6 +71,8 @@ struct virtio_balloon_fpb {
 	struct mutex lock;
 	/* Set once the header must never be active again in this session */
 	bool retired;
+	/* The core's layout, valid until its next update(), to publish */
+	const struct free_page_bitmap_layout *pending;
 	struct virtio_balloon_fpb_header *hdr;
 	struct virtio_balloon_fpb_range *ranges;
 	__le64 *table;
@@ -159,6 +175,7 @@ static void fpb_retire(struct virtio_balloon_fpb *fpb)
 	mutex_unlock(&fpb->lock);
 }
 
+/* Describe @layout in the header and make it active; under fpb->lock */
 static void fpb_publish(struct virtio_balloon_fpb *fpb,
 			const struct free_page_bitmap_layout *layout)
 {
@@ -169,16 +186,18 @@ static void fpb_publish(struct virtio_balloon_fpb *fpb,
 
 	lockdep_assert_held(&fpb->lock);
 	if (layout->nr_ranges > FPB_MAX_RANGES) {
-		dev_warn(&fpb->vdev->dev, "free page bitmap: %u zones, at most %zu fit\n",
-			 layout->nr_ranges, FPB_MAX_RANGES);
+		dev_warn_ratelimited(&fpb->vdev->dev,
+				     "free page bitmap: %u zones, at most %zu fit\n",
+				     layout->nr_ranges, FPB_MAX_RANGES);
 		fpb_deactivate(fpb);
 		return;
 	}
 	/* The table must be contiguous in guest-physical memory. */
 	table = alloc_pages_exact(bytes, GFP_KERNEL | __GFP_NOWARN);
 	if (!table) {
-		dev_warn(&fpb->vdev->dev, "free page bitmap: no memory for a %zu byte table\n",
-			 bytes);
+		dev_warn_ratelimited(&fpb->vdev->dev,
+				     "free page bitmap: no memory for a %zu byte table\n",
+				     bytes);
 		fpb_deactivate(fpb);
 		return;
 	}
@@ -193,10 +212,15 @@ static void fpb_publish(struct virtio_balloon_fpb *fpb,
 	fpb->table_bytes = bytes;
 	if (old)
 		free_pages_exact(old, old_bytes);
-	queue_work(system_wq, &fpb->announce_work);
+	queue_work(system_unbound_wq, &fpb->announce_work);
 }
 
-/* Called by the mm core, under its locks: only write memory and queue work */
+/*
+ * Called by the mm core under its locks, memory hotplug's among them: only
+ * write memory and queue work.  The header stays inactive until the work
+ * has described the new layout.  The core waits for fpb->lock before it
+ * replaces or frees the layout, so the work may use it under that lock.
+ */
 static void fpb_update(struct free_page_bitmap_client *client,
 		       const struct free_page_bitmap_layout *layout)
 {
@@ -204,10 +228,22 @@ static void fpb_update(struct free_page_bitmap_client *client,
 						       client);
 
 	mutex_lock(&fpb->lock);
-	if (!layout)
-		fpb_deactivate(fpb);
-	else if (!fpb->retired)
-		fpb_publish(fpb, layout);
+	fpb_deactivate(fpb);
+	fpb->pending = layout;
+	if (layout && !fpb->retired)
+		queue_work(system_unbound_wq, &fpb->publish_work);
+	mutex_unlock(&fpb->lock);
+}
+
+static void fpb_publish_func(struct work_struct *work)
+{
+	struct virtio_balloon_fpb *fpb = container_of(work, struct virtio_balloon_fpb,
+						       publish_work);
+
+	mutex_lock(&fpb->lock);
+	if (fpb->pending && !fpb->retired)
+		fpb_publish(fpb, fpb->pending);
+	fpb->pending = NULL;
 	mutex_unlock(&fpb->lock);
 }
 
@@ -220,6 +256,12 @@ static void fpb_reclaim(struct virtio_balloon_fpb *fpb)
 		fpb->in_flight = false;
 }
 
+/**
+ * virtio_balloon_fpb_vq_done() - the device returned the announcement
+ * @fpb: the state from virtio_balloon_fpb_start(), or %NULL
+ *
+ * Context: Any context; the free page bitmap virtqueue's callback.
+ */
 void virtio_balloon_fpb_vq_done(struct virtio_balloon_fpb *fpb)
 {
 	unsigned long flags;
@@ -231,7 +273,7 @@ void virtio_balloon_fpb_vq_done(struct virtio_balloon_fpb *fpb)
 	spin_unlock_irqrestore(&fpb->vq_lock, flags);
 	wake_up(&fpb->acked);
 }
-EXPORT_SYMBOL_GPL(virtio_balloon_fpb_vq_done);
+EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_vq_done, VIRTIO_BALLOON);
 
 static bool fpb_idle(struct virtio_balloon_fpb *fpb)
 {
@@ -246,8 +288,10 @@ static bool fpb_idle(struct virtio_balloon_fpb *fpb)
 
 /*
  * Tell the device where the header is.  The address never changes in a
- * session, so a device that keeps the last buffer loses nothing: wait for
- * it a while, then warn and carry on without filling the ring.
+ * session and the device re-reads the header under seq whenever it uses
+ * it, so an announcement is only a hint and a device that keeps the last
+ * buffer loses nothing: wait for it a while, then warn and carry on
+ * without filling the ring.
  */
 static void fpb_announce_func(struct work_struct *work)
 {
@@ -283,6 +327,10 @@ static void fpb_cmd_func(struct work_struct *work)
 	/* Legacy balloon config space is LE, unlike all other devices. */
 	virtio_cread_le(fpb->vdev, struct virtio_balloon_config,
 			free_page_bitmap_cmd, &cmd);
+	/* Balloon size changes notify too: skip the core's locks then. */
+	if (cmd == fpb->cmd)
+		return;
+	fpb->cmd = cmd;
 	switch (cmd) {
 	case VIRTIO_BALLOON_FPB_CMD_START:
 	case VIRTIO_BALLOON_FPB_CMD_STOP:
@@ -296,6 +344,12 @@ static void fpb_cmd_func(struct work_struct *work)
 	}
 }
 
+/**
+ * virtio_balloon_fpb_config_changed() - the device may have a new command
+ * @fpb: the state from virtio_balloon_fpb_start(), or %NULL
+ *
+ * Context: Any context; from the driver's config_changed callback.
+ */
 void virtio_balloon_fpb_config_changed(struct virtio_balloon_fpb *fpb)
 {
 	unsigned long flags;
@@ -308,11 +362,14 @@ void virtio_balloon_fpb_config_changed(struct virtio_balloon_fpb *fpb)
 		queue_work(system_freezable_wq, &fpb->cmd_work);
 	spin_unlock_irqrestore(&fpb->stop_lock, flags);
 }
-EXPORT_SYMBOL_GPL(virtio_balloon_fpb_config_changed);
+EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_config_changed, VIRTIO_BALLOON);
 
 /*
- * Guest RAM survives reboot and kexec: leave no active header behind, and
- * make the device forget it, before the next kernel reuses the pages.
+ * Guest RAM survives reboot and kexec: leave no active header behind.  The
+ * virtio bus then resets the device in device_shutdown(), which makes it
+ * forget the header, before the next kernel reuses the pages; they are
+ * never freed on this path.  kdump's kernel runs from memory that was
+ * never on the free lists, so no bit ever covered it.
  */
 static int fpb_reboot(struct notifier_block *nb, unsigned long action, void *data)
 {
@@ -320,7 +377,6 @@ static int fpb_reboot(struct notifier_block *nb, unsigned long action, void *dat
 						       reboot_nb);
 
 	fpb_retire(fpb);
-	virtio_reset_device(fpb->vdev);
 	return NOTIFY_DONE;
 }
 
@@ -407,6 +463,27 @@ static void fpb_debugfs_init(struct virtio_balloon_fpb *fpb)
 }
 #endif
 
+/*
+ * Queue indexes count negotiated features (only their queues exist in
+ * Linux) while a device numbers its queues by the features it offers:
+ * the two agree only if no earlier queue's feature was dropped.
+ */
+static bool fpb_queue_index_agrees(struct virtio_device *vdev)
+{
+	static const unsigned int queue_features[] = {
+		VIRTIO_BALLOON_F_STATS_VQ, VIRTIO_BALLOON_F_FREE_PAGE_HINT,
+		VIRTIO_BALLOON_F_REPORTING,
+	};
+	u64 offered = vdev->config->get_features(vdev);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(queue_features); i++)
+		if ((offered & BIT_ULL(queue_features[i])) &&
+		    !virtio_has_feature(vdev, queue_features[i]))
+			return false;
+	return true;
+}
+
 static const char *fpb_unusable_reason(struct virtio_device *vdev)
 {
 	/* Skipped pages keep stale content: nothing may rely on it. */
@@ -417,8 +494,11 @@ static const char *fpb_unusable_reason(struct virtio_device *vdev)
 	/* The device must read the bitmap as plain guest memory. */
 	if (virtio_has_feature(vdev, VIRTIO_F_ACCESS_PLATFORM))
 		return "the device uses VIRTIO_F_ACCESS_PLATFORM";
+	/* Defensive: such guests also need VIRTIO_F_ACCESS_PLATFORM. */
 	if (cc_platform_has(CC_ATTR_MEM_ENCRYPT))
 		return "memory is encrypted";
+	if (!fpb_queue_index_agrees(vdev))
+		return "an earlier queue was offered but not negotiated";
 	return NULL;
 }
 
@@ -426,7 +506,9 @@ static const char *fpb_unusable_reason(struct virtio_device *vdev)
  * virtio_balloon_fpb_validate() - refuse the feature if it cannot be honoured
  * @vdev: the balloon device, in its .validate
  *
- * Call it before VIRTIO_F_ACCESS_PLATFORM is cleared.
+ * Call it last but before VIRTIO_F_ACCESS_PLATFORM is cleared.
+ *
+ * Context: Process context; the driver's .validate.
  */
 void virtio_balloon_fpb_validate(struct virtio_device *vdev)
 {
@@ -440,13 +522,14 @@ void virtio_balloon_fpb_validate(struct virtio_device *vdev)
 		__virtio_clear_bit(vdev, VIRTIO_BALLOON_F_FREE_PAGE_BITMAP);
 	}
 }
-EXPORT_SYMBOL_GPL(virtio_balloon_fpb_validate);
+EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_validate, VIRTIO_BALLOON);
 
 /**
  * virtio_balloon_fpb_start() - become the free page bitmap's client
  * @vdev: the balloon device, after DRIVER_OK
  * @vq: its free page bitmap virtqueue
  *
+ * Context: Process context; takes the mm core's locks.
  * Return: the state to pass to the other calls, or %NULL if the feature
  * was not negotiated or cannot start (the balloon works on without it).
  */
@@ -472,7 +555,9 @@ struct virtio_balloon_fpb *virtio_balloon_fpb_start(struct virtio_device *vdev,
 	fpb->announce->header_gpa = cpu_to_le64(virt_to_phys(fpb->hdr));
 	fpb->client.update = fpb_update;
 	fpb->reboot_nb.notifier_call = fpb_reboot;
+	fpb->cmd = FPB_CMD_NONE;
 	INIT_WORK(&fpb->cmd_work, fpb_cmd_func);
+	INIT_WORK(&fpb->publish_work, fpb_publish_func);
 	INIT_WORK(&fpb->announce_work, fpb_announce_func);
 	spin_lock_init(&fpb->stop_lock);
 	spin_lock_init(&fpb->vq_lock);
@@ -490,7 +575,7 @@ struct virtio_balloon_fpb *virtio_balloon_fpb_start(struct virtio_device *vdev,
 	if (err)
 		goto unregister_reboot;
 
-	queue_work(system_wq, &fpb->announce_work);
+	queue_work(system_unbound_wq, &fpb->announce_work);
 	/* A migration may already be running. */
 	virtio_balloon_fpb_config_changed(fpb);
 	fpb_debugfs_init(fpb);
@@ -506,14 +591,16 @@ fail:
 	dev_warn(&vdev->dev, "free page bitmap unavailable: %d\n", err);
 	return NULL;
 }
-EXPORT_SYMBOL_GPL(virtio_balloon_fpb_start);
+EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_start, VIRTIO_BALLOON);
 
 /**
  * virtio_balloon_fpb_stop() - stop publishing, before the device is reset
  * @fpb: the state from virtio_balloon_fpb_start(), or %NULL
  *
- * The header goes inactive before the mm core may stop maintaining the
- * bits.
+ * The header goes inactive for good; the bits stay maintained and every
+ * page stays allocated until virtio_balloon_fpb_free().
+ *
+ * Context: Process context.
  */
 void virtio_balloon_fpb_stop(struct virtio_balloon_fpb *fpb)
 {
@@ -525,28 +612,34 @@ void virtio_balloon_fpb_stop(struct virtio_balloon_fpb *fpb)
 	cancel_work_sync(&fpb->cmd_work);
 
 	fpb_retire(fpb);
-	free_page_bitmap_unregister(&fpb->client);
+	cancel_work_sync(&fpb->publish_work);
 	cancel_work_sync(&fpb->announce_work);
 	unregister_reboot_notifier(&fpb->reboot_nb);
 	debugfs_remove_recursive(fpb->debugfs);
 }
-EXPORT_SYMBOL_GPL(virtio_balloon_fpb_stop);
+EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_stop, VIRTIO_BALLOON);
 
 /**
- * virtio_balloon_fpb_free() - free the shared pages, once the device is reset
+ * virtio_balloon_fpb_free() - let the bitmaps go, once the device is reset
  * @fpb: the state from virtio_balloon_fpb_start(), or %NULL
+ *
+ * Leaving the mm core lets it stop tracking and free the bitmaps (unless
+ * tracking is always on); the header and the table are freed here.
+ *
+ * Context: Process context; takes the mm core's locks.
  */
 void virtio_balloon_fpb_free(struct virtio_balloon_fpb *fpb)
 {
 	if (!fpb)
 		return;
+	free_page_bitmap_unregister(&fpb->client);
 	if (fpb->table)
 		free_pages_exact(fpb->table, fpb->table_bytes);
 	free_page((unsigned long)fpb->hdr);
 	kfree(fpb->announce);
 	kfree(fpb);
 }
-EXPORT_SYMBOL_GPL(virtio_balloon_fpb_free);
+EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_free, VIRTIO_BALLOON);
 
 MODULE_DESCRIPTION("Free page bitmap export for virtio-balloon");
 MODULE_LICENSE("GPL");

@@ -387,6 +387,26 @@ static long layout_field(const char *layout, const char *name)
 }
 
 /*
+ * The driver describes a new layout from a work item: wait (up to 5 s) for
+ * the header to be active again.
+ */
+static char *active_layout(void)
+{
+	char *layout = NULL;
+	size_t len;
+	int tries;
+
+	for (tries = 0; tries < 50; tries++) {
+		free(layout);
+		layout = slurp(VB_FPB_DIR "layout", &len);
+		if (layout_field(layout, "flags") == 1)
+			break;
+		usleep(100000);
+	}
+	return layout;
+}
+
+/*
  * Compare every range the device would read with the core's bitmap of the
  * zone of the same span.  The bits keep changing under the test's feet,
  * so allow a few changed bytes; a wrong table entry changes a whole page.
@@ -451,7 +471,6 @@ static bool rebind_balloon(void)
 	char dev[64] = "", *layout;
 	struct dirent *de;
 	bool ok, gone;
-	size_t len;
 	DIR *dir;
 
 	dir = opendir(drv);
@@ -469,7 +488,7 @@ static bool rebind_balloon(void)
 	gone = access(VB_FPB_DIR "layout", F_OK) && knob_ul("active") == 1;
 	if (write_path("/sys/bus/virtio/drivers/virtio_balloon/bind", dev))
 		return false;
-	layout = slurp(VB_FPB_DIR "layout", &len);
+	layout = active_layout();
 	ok = gone && layout_field(layout, "flags") == 1 &&
 	     !(layout_field(layout, "seq") & 1) && published_matches_core(&(unsigned int){0});
 	free(layout);
@@ -494,7 +513,7 @@ static void test_virtio_balloon(void)
 	}
 	must_write("granule_order", "0");
 	must_write("enabled", "always");
-	layout = slurp(VB_FPB_DIR "layout", &len);
+	layout = active_layout();
 	seq = layout_field(layout, "seq");
 	nr = layout_field(layout, "nr_ranges");
 	ksft_print_msg("published layout:\n%s", layout);
@@ -509,7 +528,7 @@ static void test_virtio_balloon(void)
 	free(layout);
 
 	must_write("granule_order", "3");
-	layout = slurp(VB_FPB_DIR "layout", &len);
+	layout = active_layout();
 	ksft_test_result(layout_field(layout, "granule_order") == 3 &&
 			 layout_field(layout, "seq") >= seq + 2 &&
 			 !(layout_field(layout, "seq") & 1) &&
@@ -521,7 +540,7 @@ static void test_virtio_balloon(void)
 
 	ksft_test_result(rebind_balloon(), "virtio-balloon: unbind retires the header, bind publishes again\n");
 	/* A new header, with a new seq */
-	layout = slurp(VB_FPB_DIR "layout", &len);
+	layout = active_layout();
 	seq = layout_field(layout, "seq");
 	free(layout);
 
