@@ -156,9 +156,20 @@ build() {
 			die "configure failed, see $FPB_CACHE/logs/qemu-configure.log"
 		echo "$want" > "$stamp"
 	fi
-	step "ninja -C $QEMU_BUILD"
-	flock "$LOCK" ninja -C "$QEMU_BUILD" -j2 ${NINJA_TARGETS:-} ||
-		die "QEMU build failed"
+	# The same sources and options as the last complete build: nothing to
+	# do, not even waiting for the CPU lock.
+	local built
+	built="$(git -C "$QEMU_TREE" rev-parse HEAD^{tree}) $want"
+	if [ "$(cat "$QEMU_BUILD/.fpb-built" 2>/dev/null)" = "$built" ] &&
+	   [ -x "$QEMU_BUILD/qemu-system-x86_64" ] && [ -z "${NINJA_TARGETS:-}" ]; then
+		echo "$QEMU_BUILD is up to date"
+	else
+		rm -f "$QEMU_BUILD/.fpb-built"
+		step "ninja -C $QEMU_BUILD"
+		flock "$LOCK" ninja -C "$QEMU_BUILD" -j2 ${NINJA_TARGETS:-} ||
+			die "QEMU build failed"
+		[ -n "${NINJA_TARGETS:-}" ] || echo "$built" > "$QEMU_BUILD/.fpb-built"
+	fi
 	# Run from the build directory (qtests, tests/e2e), QEMU looks for
 	# its firmware path under qemu-bundle/: point it at Debian's files.
 	local d
