@@ -142,7 +142,8 @@ def plot(results, modes, workloads, png):
     script = f"""
 set terminal pngcairo size 900,500 noenhanced
 set output '{png}'
-set title 'Live migration under TCG: data sent (median, min-max of repeats); line: in use at start'
+set title 'Live migration under TCG: MiB sent (bars: median, min-max of repeats; squares: in use at start)'
+set yrange [0:*]
 set ylabel 'MiB sent'
 set style fill solid 0.6 border -1
 set boxwidth 0.8

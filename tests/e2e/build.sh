@@ -9,7 +9,15 @@ here=$FPB_REPO/tests/e2e
 out=$FPB_CACHE/e2e
 stage=$out/stage
 rm -rf "$stage"
-mkdir -p "$stage/tests" "$stage/e2e" "$out/bin"
+mkdir -p "$stage/tests" "$stage/e2e" "$out/bin" "$out/kernel"
+# The guest kernel and its System.map (the oracle reads struct pages),
+# copied together so that a rebuild during a run cannot mix them up.
+guest=$FPB_CACHE/build/guest
+[ -f "$guest/arch/x86/boot/bzImage" ] || die "e2e: no guest kernel (make kernel)"
+cp "$guest/arch/x86/boot/bzImage" "$out/kernel/bzImage.tmp"
+cp "$guest/System.map" "$out/kernel/System.map.tmp"
+mv "$out/kernel/bzImage.tmp" "$out/kernel/bzImage"
+mv "$out/kernel/System.map.tmp" "$out/kernel/System.map"
 for w in freed churn verify kexec-boot; do
 	src=$here/workloads/$w.c bin=$out/bin/$w
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/workloads/wl.h" -nt "$bin" ]; then
@@ -25,7 +33,7 @@ cp "$here/guest/e2e.sh" "$stage/tests/"
 # The kexec scenario's initramfs: the same plus the kernel to kexec and
 # the plain initramfs for it.
 mkdir -p "$stage/kexec"
-cp "$FPB_CACHE/build/guest/arch/x86/boot/bzImage" "$stage/kexec/bzImage"
+cp "$out/kernel/bzImage" "$stage/kexec/bzImage"
 cp "$out/initramfs.cpio.gz" "$stage/kexec/initrd.cpio.gz"
 "$FPB_REPO/scripts/initramfs.sh" "$out/initramfs-kexec.cpio.gz" \
 	tests="$stage/tests" e2e="$stage/e2e" kexec="$stage/kexec"

@@ -24,7 +24,10 @@ from qmp import QMP, QMPError
 
 CACHE = os.environ.get("FPB_CACHE", "/var/cache/free-page-bitmap")
 STOCK_QEMU = "/usr/bin/qemu-system-x86_64"
-BZIMAGE = os.path.join(CACHE, "build/guest/arch/x86/boot/bzImage")
+# build.sh copies the guest kernel and its System.map here, so that a
+# rebuild in the middle of a run cannot mix them up.
+BZIMAGE = os.path.join(CACHE, "e2e/kernel/bzImage")
+SYSMAP = os.path.join(CACHE, "e2e/kernel/System.map")
 INITRD = os.path.join(CACHE, "e2e/initramfs.cpio.gz")
 CPU_LOCK = "/var/lock/fpb-cpu.lock"
 PAGE = 4096
@@ -494,6 +497,63 @@ class Bitmap:
         return free
 
 
+class KernelView:
+    """The guest kernel's own struct pages, read from a dump with System.map.
+
+    A page whose _refcount (of its compound head) is 0 is free to the
+    kernel, also on a per-cpu list, where the bitmap counts it as
+    allocated by design: a page that moved from the buddy to a per-cpu
+    list after the host skipped it legitimately differs.
+    """
+
+    START_KERNEL_MAP = 0xffffffff80000000
+    PAGE_STRUCT = 64          # sizeof(struct page) on x86-64 (aligned)
+    REFCOUNT = 52             # offsetof(struct page, _refcount)
+
+    def __init__(self, dump, sysmap):
+        self.dump = dump
+        syms = {}
+        with open(sysmap) as f:
+            for line in f:
+                addr, _t, name = line.split()[:3]
+                syms[name] = int(addr, 16)
+        self.phys_base = self._u64(syms["phys_base"] - self.START_KERNEL_MAP)
+        self.vmemmap = self._ksym_u64(syms["vmemmap_base"])
+        self.l5 = struct.unpack("<I", self.dump.read(self._kphys(syms["__pgtable_l5_enabled"]),
+                                                      4))[0]
+        self.pgd = self._kphys(syms["init_top_pgt"])
+
+    def _u64(self, gpa):
+        return struct.unpack("<Q", self.dump.read(gpa, 8))[0]
+
+    def _kphys(self, kva):
+        return kva - self.START_KERNEL_MAP + self.phys_base
+
+    def _ksym_u64(self, kva):
+        return self._u64(self._kphys(kva))
+
+    def virt_to_phys(self, va):
+        table = self.pgd
+        shifts = (48, 39, 30, 21, 12) if self.l5 else (39, 30, 21, 12)
+        for level, sh in enumerate(shifts):
+            e = self._u64(table + ((va >> sh) & 511) * 8)
+            if not e & 1:
+                raise KeyError(f"{va:#x} not mapped")
+            addr = e & 0x000ffffffffff000
+            if sh == 12 or (sh in (21, 30) and e & 0x80):
+                return (addr & ~((1 << sh) - 1)) + (va & ((1 << sh) - 1))
+            table = addr
+        raise KeyError(va)
+
+    def refcount(self, pfn):
+        """_refcount of the page's compound head."""
+        va = self.vmemmap + pfn * self.PAGE_STRUCT
+        head = self._u64(self.virt_to_phys(va + 8))
+        if head & 1:
+            va = head - 1
+        return struct.unpack("<i", self.dump.read(self.virt_to_phys(va + self.REFCOUNT), 4))[0]
+
+
 def dump_guest(guest, path):
     if os.path.exists(path):
         os.unlink(path)
@@ -507,11 +567,14 @@ def dump_guest(guest, path):
         raise Failure(f"{guest.name}: dump-guest-memory failed")
 
 
-def oracle(src, dst, header_gpa, dumpdir, keep=False):
+def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
     """Compare the RAM of the paused source and the paused destination.
 
     Every page that differs must be free in the bitmap the guest left in
-    the source's RAM; with no active bitmap every page must be equal.
+    the source's RAM, or (with SYSMAP) free to the guest kernel itself:
+    refcount 0, as on a per-cpu list.  A page the bitmap calls free but
+    the kernel has in use is wrong.  With no active bitmap every page
+    that differs must be free to the kernel (no SYSMAP: none may differ).
     Returns a dict: pages compared, pages differing, free pages, verdict.
     """
     os.makedirs(dumpdir, exist_ok=True)
@@ -542,18 +605,39 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False):
                         diff.append((paddr + p) // PAGE)
         bm = Bitmap(sd, header_gpa)
         free = bm.free_pfns() if bm.ok else set()
-        bad = [p for p in diff if p not in free]
+        kv = None
+        if sysmap and diff:
+            try:
+                kv = KernelView(sd, sysmap)
+            except (KeyError, OSError) as e:
+                raise Failure(f"oracle: cannot read the guest's struct pages: {e}")
+        bad, in_bitmap, kernel_free = [], 0, 0
+        for p in diff:
+            rc = None
+            if kv:
+                try:
+                    rc = kv.refcount(p)
+                except KeyError:
+                    rc = None
+            if p in free and rc in (None, 0):
+                in_bitmap += 1
+            elif rc == 0:
+                kernel_free += 1
+            else:
+                bad.append((p, rc, p in free))
         res = {"pages": pages, "differ": len(diff), "free": len(free), "bad": bad,
+               "in_bitmap": in_bitmap, "kernel_free": kernel_free,
                "bitmap": "active" if bm.ok else bm.why,
                "granule_order": bm.granule_order, "ranges": [(r[0], r[1]) for r in bm.ranges]}
         if bad:
             lines = []
-            for p in bad[:20]:
+            for p, rc, inbm in bad[:20]:
                 s = sd.read(p * PAGE, PAGE)
                 d = dd.read(p * PAGE, PAGE)
                 k = next(i for i in range(PAGE) if s[i] != d[i])
-                lines.append(f"pfn {p:#x} (GPA {p * PAGE:#x}): first difference at byte {k}: "
-                             f"source {s[k]:#04x} destination {d[k]:#04x}"
+                lines.append(f"pfn {p:#x} (GPA {p * PAGE:#x}, refcount {rc}, "
+                             f"{'free' if inbm else 'not free'} in the bitmap): first difference "
+                             f"at byte {k}: source {s[k]:#04x} destination {d[k]:#04x}"
                              f"{' (destination page all zero)' if d == bytes(PAGE) else ''}")
             res["detail"] = lines
         return res
@@ -569,10 +653,11 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False):
 
 def oracle_verdict(res):
     """Raise Failure unless the oracle's result holds; return a summary."""
-    summary = (f"oracle: {res['differ']} of {res['pages']} pages differ, bitmap {res['bitmap']}"
-               f" ({res['free']} free pages)")
+    summary = (f"oracle: {res['differ']} of {res['pages']} pages differ: {res['in_bitmap']} free "
+               f"in the bitmap, {res['kernel_free']} free to the kernel only (refcount 0, "
+               f"e.g. per-cpu lists); bitmap {res['bitmap']} ({res['free']} free pages)")
     if res["bad"]:
-        raise Failure(f"{summary}; {len(res['bad'])} differing pages are NOT free: "
+        raise Failure(f"{summary}; {len(res['bad'])} differing pages are IN USE: "
                       + "; ".join(res.get("detail", [])))
     return summary
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * churn: allocate, fill and free chunks continuously while rewriting a
- * working set.  Every chunk is checked before it is freed; every
+ * working set.  Chunks are allocated and filled one per iteration until
+ * -n are live, then all are checked and freed at once, so freed memory
+ * stays free for a while before the next chunks reuse it (a chunk freed
+ * and at once allocated again would just be memory in use).  Every
  * working-set page is checked before it is rewritten with the next
- * generation, and the whole set on SIGUSR1.
+ * generation, and everything on SIGUSR1.
  *   churn [-w WS_MIB] [-c CHUNK_MIB] [-n LIVE_CHUNKS] [-r RATE_MIB_S] [-s SEED]
  * -r limits the pages written per second (0: as fast as the vCPU goes);
  * a late iteration is not made up for, so a stalled guest shows as lower
@@ -23,7 +26,7 @@ int main(int argc, char **argv)
 	size_t wpages = ws * MIB / WL_PAGE, cpages = csz * MIB / WL_PAGE;
 	/* per iteration: one chunk and an eighth of a chunk of the working set */
 	size_t slice = cpages / 8 ? cpages / 8 : 1, cursor = 0, p, i;
-	struct chunk *ring = calloc(live + 1, sizeof(*ring));
+	struct chunk *ring = calloc(live ? live : 1, sizeof(*ring));
 	uint64_t *wgen = calloc(wpages, sizeof(*wgen));
 	uint64_t iter = 0, t0;
 	unsigned int period_ms;
@@ -31,7 +34,7 @@ int main(int argc, char **argv)
 
 	wl_init("churn");
 	wl_seed = wl_arg(argc, argv, "-s", 2);
-	if (!ring || !wgen || !wpages || !cpages) {
+	if (!ring || !wgen || !wpages || !cpages || !live) {
 		wl_say("FAIL bad arguments or out of memory");
 		return 2;
 	}
@@ -41,15 +44,19 @@ int main(int argc, char **argv)
 		wl_fill(w + p * WL_PAGE, p, 0);
 	wl_say("started ws=%zu chunk=%zu live=%zu rate=%zu", ws, csz, live, rate);
 	for (;;) {
-		struct chunk *c = &ring[iter % (live + 1)];
+		struct chunk *c;
 
 		t0 = wl_now_ms();
-		/* free the oldest chunk after checking it */
-		if (c->addr) {
-			for (p = 0; p < cpages; p++)
-				wl_check("chunk", c->addr + p * WL_PAGE, p, c->gen);
-			munmap(c->addr, cpages * WL_PAGE);
+		/* -n chunks live: check them and free them all */
+		if (ring[live - 1].addr) {
+			for (i = 0; i < live; i++) {
+				for (p = 0; p < cpages; p++)
+					wl_check("chunk", ring[i].addr + p * WL_PAGE, p, ring[i].gen);
+				munmap(ring[i].addr, cpages * WL_PAGE);
+				ring[i].addr = NULL;
+			}
 		}
+		c = &ring[iter % live];
 		c->addr = wl_map(cpages * WL_PAGE);
 		c->gen = ++iter;
 		for (p = 0; p < cpages; p++)
@@ -62,7 +69,7 @@ int main(int argc, char **argv)
 			wl_check_requested = 0;
 			for (p = 0; p < wpages; p++)
 				wl_check("working set", w + p * WL_PAGE, p, wgen[p]);
-			for (i = 0; i <= live; i++)
+			for (i = 0; i < live; i++)
 				for (p = 0; ring[i].addr && p < cpages; p++)
 					wl_check("chunk", ring[i].addr + p * WL_PAGE, p, ring[i].gen);
 			wl_say("check PASS pages=%zu iterations=%llu", wpages + live * cpages,
