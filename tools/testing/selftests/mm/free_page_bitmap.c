@@ -538,7 +538,8 @@ static void test_virtio_balloon(void)
 	seq = layout_field(layout, "seq");
 	free(layout);
 
-	ksft_test_result(rebind_balloon(), "virtio-balloon: unbind retires the header, bind publishes again\n");
+	ksft_test_result(rebind_balloon(),
+			 "virtio-balloon: unbind retires the header, bind publishes again\n");
 	/* A new header, with a new seq */
 	layout = active_layout();
 	seq = layout_field(layout, "seq");
