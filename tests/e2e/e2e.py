@@ -66,6 +66,8 @@ class Scenario:
     initrd = INITRD
     # guest commands run before the workloads start
     setup = ()
+    # printed under a failure: a known cause outside this project
+    known_issue = None
 
     def __init__(self, mode=None):
         if mode:
@@ -74,7 +76,8 @@ class Scenario:
         self.notes = []
 
     def qemu(self):
-        return patched_qemu() or STOCK_QEMU
+        # FPB_E2E_QEMU: another binary for the non-feature paths (debugging)
+        return os.environ.get("FPB_E2E_QEMU") or patched_qemu() or STOCK_QEMU
 
     def before(self, src):
         """After boot, before the workloads start."""
@@ -208,6 +211,9 @@ class Reboot(Scenario):
     def during(self, m, src):
         m.wait_syncs(2)
         old = src.wait_ready()
+        # A rebooting guest dirties little: at the usual bandwidth the hop
+        # would end before the new kernel is up.  Hold it back meanwhile.
+        m.set_bandwidth(MIB)
         start = src.offset()
         src.send_raw(self.how)
         new = src.wait_ready(start=start, timeout=120)
@@ -218,6 +224,7 @@ class Reboot(Scenario):
         if self.ours:
             counter_wait(src, "fpb-header-gpa", lambda v: v, "header of the new kernel", 60)
             guest_sysfs_wait(src, "active", "1")
+        m.set_bandwidth(self.bandwidth)
         m.wait_syncs(m.syncs() + 2)
 
 
@@ -231,6 +238,12 @@ class Kexec(Reboot):
 class Dimm(Scenario):
     name = "dimm"
     desc = "DIMM hot-added before migration: bitmap covers it, oracle over all RAM"
+    known_issue = (
+        "QEMU 10.0.2 under TCG loses writes to any RAM block not at ram_addr 0 (also "
+        "without the feature, `run dimm --mode none`): cpu_physical_memory_sync_dirty_bitmap()"
+        " re-arms TCG's dirty tracking with tlb_reset_dirty_range_all(start, length), start "
+        "being the offset in the block, not start + rb->offset; a cold-plugged DIMM makes "
+        "the same call trip the assertion in tlb_reset_dirty_range_all()")
     mem = "512M,slots=2,maxmem=1G"
     ram = 768 * MIB
     extra = ("-object", "memory-backend-ram,id=mem1,size=256M",
@@ -449,6 +462,8 @@ def cmd_test(names):
             msg = str(e) if isinstance(e, Failure) else traceback.format_exc()
             for line in msg.splitlines()[:40]:
                 log(line)
+            if sc.known_issue:
+                log("known cause: " + sc.known_issue)
             log(f"logs: {os.path.join(RUN, sc.name)}")
         if target:
             k += 1

@@ -43,6 +43,16 @@ class Failure(Exception):
     """A check failed; the message says which and why."""
 
 
+def _terminate(signum, _frame):
+    # SIGTERM/SIGHUP (timeout, make interrupted): unwind, so that every
+    # Guest is closed by the finally blocks and no QEMU is left behind.
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminate)
+signal.signal(signal.SIGHUP, _terminate)
+
+
 def patched_qemu():
     """The patched QEMU: the path that the QEMU work wrote to QEMU-READY."""
     try:
