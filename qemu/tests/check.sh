@@ -6,6 +6,7 @@
 #  3. checkpatch.pl on qemu/patches
 #  4. the validator fuzzer (libFuzzer), FUZZ_SECONDS (default 30)
 #  5. QEMU's qtests for our device set, through meson test
+#  6. a smoke test with the project's guest kernel and its driver
 #
 # The core is compiled out of the assembled tree $FPB_CACHE/qemu (base +
 # qemu/patches, made by `make qemu`): that is exactly the code we ship,
@@ -116,6 +117,9 @@ else
 		fi
 	done
 fi
+
+# 6. with the real guest driver (skips unless the guest kernel is built)
+tap_from flock "$LOCK" timeout 300 "$here/guest-smoke.py"
 
 echo "1..$n"
 [ "$failed" = 0 ]
