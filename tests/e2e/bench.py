@@ -7,6 +7,8 @@
         guest running churn or freed (1.5 GiB written and freed right
         before the migration, no settle wait); median [min-max] of N
         repeats into bench/results/migration.md and migration.png.
+    bench.py report
+        write the report again from the last run's raw results
     bench.py demo
         churn (and freed) migrations of a 1 GiB guest without and with the
         bitmap, and a short table of what the bitmap saved.
@@ -132,6 +134,37 @@ def table(results, modes, workloads):
     return "\n".join(rows)
 
 
+def targets(results, modes, workloads):
+    """The issue's targets against the medians measured here."""
+    def med(mo, w, key):
+        v = [r["transferred"] / r["in_use"] if key == "ratio" else r[key] for r in results
+             if r["mode"] == mo and r["workload"] == w]
+        return statistics.median(v) if v else None
+
+    lines = ["Targets of the issue, medians measured here:", ""]
+    others = [m for m in modes if not m.startswith("ours")]
+    for w in workloads:
+        if "ours" not in modes or not others:
+            continue
+        ratio = med("ours", w, "ratio")
+        sent = med("ours", w, "transferred")
+        best = min(others, key=lambda m: med(m, w, "transferred"))
+        best_t = min(med(m, w, "total_ms") for m in others)
+        lim = 1.05
+        lines.append(f"- {w}: sent {ratio:.2f} x in use (target <= {lim}: "
+                     f"{'met' if ratio <= lim else 'missed'}); "
+                     f"{sent / med(best, w, 'transferred'):.2f} x the bytes of the best other "
+                     f"mode, {MODE_NAMES[best]}"
+                     + (f" (target <= 0.8: {'met' if sent <= 0.8 * med(best, w, 'transferred') else 'missed'})"
+                        if w == "churn" else "")
+                     + f"; total time {med('ours', w, 'total_ms') / 1000:.1f} s vs best other "
+                     f"{best_t / 1000:.1f} s (target <=: "
+                     f"{'met' if med('ours', w, 'total_ms') <= best_t else 'missed'})")
+        if "ours-always" in modes:
+            lines.append(f"  - with tracking always on: {med('ours-always', w, 'ratio'):.2f} x in use")
+    return "\n".join(lines) + "\n"
+
+
 def plot(results, modes, workloads, png):
     """Grouped bars: median sent MiB per workload and mode, min-max error bars."""
     dat = png[:-4] + ".dat"
@@ -201,6 +234,11 @@ def cmd_bench(argv):
                         f"MiB in use), {st['total_ms'] / 1000:.1f} s, downtime "
                         f"{st['downtime_ms']} ms, syncs {st['syncs']}, skipped {st['skipped']}, "
                         f"progress {st['progress']} ({time.monotonic() - t0:.0f} s)")
+    write_report(results, modes, workloads, repeats, argv, raw, missing)
+    return 0
+
+
+def write_report(results, modes, workloads, repeats, argv, raw, missing):
     cmdline = "make bench  # = tests/e2e/run.sh bench " + " ".join(argv)
     qemu = patched_qemu() or STOCK_QEMU
     md = os.path.join(REPO, "bench/results/migration.md")
@@ -208,9 +246,9 @@ def cmd_bench(argv):
     with open(md, "w") as f:
         f.write(f"""# Live migration: free page bitmap vs hinting vs reporting
 
-Produced by `{cmdline.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},
+Produced by `{cmdline.strip()}` (finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(os.path.getmtime(raw)))}),
 {os.cpu_count()} host cores, no KVM (TCG), QEMU `{qemu}`, guest kernel
-`{os.path.relpath(os.path.join(CACHE, 'build/guest/arch/x86/boot/bzImage'), '/')}` with the
+`{os.path.join(CACHE, 'build/guest/arch/x86/boot/bzImage')}` with the
 busybox initramfs of tests/e2e.  Guests: q35, 2 vCPUs, 2 GiB; migration over a
 Unix socket, max-bandwidth {BANDWIDTH // MIB} MiB/s, downtime-limit {DOWNTIME_MS} ms;
 the destination waits paused (-S) so that it does not compete for the CPUs.
@@ -233,6 +271,7 @@ Each cell: median [min-max] of {repeats} repeats.
 
 {table(results, modes, workloads)}
 
+{targets(results, modes, workloads)}
 Raw results (one JSON object per run) were in `{raw}`.
 """)
         if missing:
@@ -240,7 +279,6 @@ Raw results (one JSON object per run) were in `{raw}`.
     plot(results, modes, workloads, png)
     log(f"bench: wrote {md} and {png}")
     print(table(results, modes, workloads))
-    return 0
 
 
 # The demo: 1 GiB guests; churn as in the benchmark, and 640 MiB freed.
@@ -281,11 +319,24 @@ def cmd_demo(argv):
     return 0
 
 
+def cmd_report(argv):
+    """Write the report again from the last run's raw results."""
+    raw = os.path.join(OUT, "results.jsonl")
+    with open(raw) as f:
+        results = [json.loads(line) for line in f]
+    modes = [m for m in MODES if any(r["mode"] == m for r in results)]
+    workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in results)]
+    repeats = max(r["repeat"] for r in results)
+    write_report(results, modes, workloads, repeats, argv, raw, feature_missing())
+    return 0
+
+
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("bench", "demo"):
+    cmds = {"bench": cmd_bench, "demo": cmd_demo, "report": cmd_report}
+    if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2
-    return cmd_bench(argv[2:]) if argv[1] == "bench" else cmd_demo(argv[2:])
+    return cmds[argv[1]](argv[2:])
 
 
 if __name__ == "__main__":
