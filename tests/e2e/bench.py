@@ -3,7 +3,8 @@
 """Migration benchmark and demo (not part of make check).
 
     bench.py bench [--repeats N] [--modes a,b] [--workloads a,b]
-        none / free page hinting / free page reporting / ours, on a 2 GiB
+        none / free page hinting / free page reporting / ours (and ours
+        with the guest tracking all the time), on a 2 GiB
         guest running churn or freed (1.5 GiB written and freed right
         before the migration, no settle wait); median [min-max] of N
         repeats into bench/results/migration.md and migration.png.
