@@ -240,11 +240,11 @@ class Dimm(Scenario):
     name = "dimm"
     desc = "DIMM hot-added before migration: bitmap covers it, oracle over all RAM"
     known_issue = (
-        "QEMU 10.0.2 under TCG loses writes to any RAM block not at ram_addr 0 (also "
+        "stock QEMU 10.0.2 under TCG loses writes to any RAM block not at ram_addr 0 (also "
         "without the feature, `run dimm --mode none`): cpu_physical_memory_sync_dirty_bitmap()"
         " re-arms TCG's dirty tracking with tlb_reset_dirty_range_all(start, length), start "
-        "being the offset in the block, not start + rb->offset; a cold-plugged DIMM makes "
-        "the same call trip the assertion in tlb_reset_dirty_range_all()")
+        "being the offset in the block, not start + rb->offset (a cold-plugged DIMM trips "
+        "its assertion); qemu/patches carries the fix, so check that the QEMU is built from it")
     mem = "512M,slots=2,maxmem=1G"
     ram = 768 * MIB
     extra = ("-object", "memory-backend-ram,id=mem1,size=256M",
