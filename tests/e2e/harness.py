@@ -53,27 +53,30 @@ signal.signal(signal.SIGTERM, _terminate)
 signal.signal(signal.SIGHUP, _terminate)
 
 
+PATCHED_QEMU = os.path.join(CACHE, "build/qemu/qemu-system-x86_64")
+GUEST_CONFIG = os.path.join(CACHE, "build/guest/.config")
+
+
 def patched_qemu():
-    """The patched QEMU: the path that the QEMU work wrote to QEMU-READY."""
-    try:
-        with open(os.path.join(CACHE, "QEMU-READY")) as f:
-            lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
-    except OSError:
-        return None
-    return lines[0] if lines and os.access(lines[0], os.X_OK) else None
+    """Our QEMU as make qemu builds it, if it is there."""
+    return PATCHED_QEMU if os.access(PATCHED_QEMU, os.X_OK) else None
 
 
 def driver_ready():
-    """The guest kernel has the balloon driver's part: DRIVER-READY."""
-    return os.path.exists(os.path.join(CACHE, "DRIVER-READY"))
+    """The guest kernel was built with the balloon's free page bitmap."""
+    try:
+        with open(GUEST_CONFIG) as f:
+            return "CONFIG_VIRTIO_BALLOON_FREE_PAGE_BITMAP=y\n" in f.read()
+    except OSError:
+        return False
 
 
 def feature_missing():
     """Why the feature cannot run here, or None."""
     if not patched_qemu():
-        return f"patched QEMU not built: no usable {CACHE}/QEMU-READY"
+        return f"patched QEMU not built: no {PATCHED_QEMU} (make qemu)"
     if not driver_ready():
-        return f"guest driver not built: no {CACHE}/DRIVER-READY"
+        return f"guest driver not built: {GUEST_CONFIG} lacks the balloon's bitmap (make kernel)"
     return None
 
 
