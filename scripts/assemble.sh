@@ -32,16 +32,7 @@ git read-tree base
 head=$(git rev-parse base)
 series=$FPB_REPO/patches/linux/series
 if [ -f "$series" ]; then
-	while read -r p _; do
-		case $p in ''|'#'*) continue ;; esac
-		f=$FPB_REPO/patches/linux/$p
-		[ -f "$f" ] || die "series names $p, which does not exist"
-		git apply --cached --whitespace=nowarn "$f" ||
-			die "patch $p does not apply (after the patches above it in series)"
-		subject=$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\?//p' "$f" | head -1)
-		head=$(git commit-tree "$(git write-tree)" -p "$head" \
-			-m "${subject:-$p}" -m "patch: $p")
-	done < "$series"
+	head=$(commit_series "$series" "$head")
 fi
 
 # The MAINTAINERS entry is a snippet, filed in alphabetical order.

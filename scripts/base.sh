@@ -32,14 +32,7 @@ sed -i '/^# Debian packaging: ignore everything/,$d' "$tmp/.gitignore"
 sed -i '${/^#$/d}' "$tmp/.gitignore"
 
 step "commit the base tree"
-git -C "$tmp" init -q -b main
-# No background gc competing with the first kernel build.
-git -C "$tmp" config gc.auto 0
-git -C "$tmp" add -f -A
-git -C "$tmp" -c user.name=base -c user.email=base@localhost \
-	commit -q -m "base: Debian linux-source-6.12 $want"
-git -C "$tmp" tag base
-echo "$want" > "$tmp/.git/fpb-base"
+commit_base "$tmp" "base: Debian linux-source-6.12 $want" "$want"
 
 rm -rf "$LINUX_TREE" "$LINUX_BASE_TREE" "$FPB_CACHE/series-tree" "$KBUILD_DIR"
 mv "$tmp" "$LINUX_TREE"

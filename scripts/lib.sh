@@ -95,3 +95,33 @@ author() {
 	email=$(git -C "$FPB_REPO" config user.email || true)
 	echo "${name:-Free page bitmap developers} <${email:-fpb@localhost}>"
 }
+
+# commit_base DIR MESSAGE VERSION: all of DIR becomes a new repository's
+# first commit, tagged base; VERSION is recorded in .git/fpb-base.
+commit_base() {
+	git -C "$1" init -q -b main
+	# No background gc competing with the first build.
+	git -C "$1" config gc.auto 0
+	git -C "$1" add -f -A
+	git -C "$1" -c user.name=base -c user.email=base@localhost commit -q -m "$2"
+	git -C "$1" tag base
+	echo "$3" > "$1/.git/fpb-base"
+}
+
+# commit_series SERIES HEAD: in the current repository and index, apply
+# each patch SERIES names (files beside it) as one commit on HEAD, titled
+# by its subject and "patch: NAME" in the body; print the last commit.
+commit_series() {
+	local series=$1 head=$2 p f subject
+	while read -r p _; do
+		case $p in ''|'#'*) continue ;; esac
+		f=$(dirname "$series")/$p
+		[ -f "$f" ] || die "$series names $p, which does not exist"
+		git apply --cached --whitespace=nowarn "$f" ||
+			die "patch $p does not apply (after the patches above it in $series)"
+		subject=$(sed -n 's/^Subject: \(\[[^]]*\] \)\?//p' "$f" | head -1)
+		head=$(git commit-tree "$(git write-tree)" -p "$head" \
+			-m "${subject:-$p}" -m "patch: $p")
+	done < "$series"
+	echo "$head"
+}

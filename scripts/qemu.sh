@@ -63,13 +63,8 @@ work_tree() {
 		rm -rf "$tmp" "$QEMU_TREE"
 		cp -a "$QEMU_SRC" "$tmp"
 		rm -f "$tmp/.fpb-version"
-		git -C "$tmp" init -q -b main
-		git -C "$tmp" config gc.auto 0
-		git -C "$tmp" add -f -A
-		git -C "$tmp" -c user.name=base -c user.email=base@localhost \
-			commit -q -m "base: Debian qemu $QEMU_DEB_VERSION (orig tarball)"
-		git -C "$tmp" tag base
-		echo "$QEMU_DEB_VERSION" > "$tmp/.git/fpb-base"
+		commit_base "$tmp" "base: Debian qemu $QEMU_DEB_VERSION (orig tarball)" \
+			"$QEMU_DEB_VERSION"
 		rm -rf "$QEMU_BUILD"
 		mv "$tmp" "$QEMU_TREE"
 	fi
@@ -84,7 +79,7 @@ work_tree() {
 	export GIT_AUTHOR_NAME=assemble GIT_AUTHOR_EMAIL=assemble@localhost
 	export GIT_COMMITTER_NAME=assemble GIT_COMMITTER_EMAIL=assemble@localhost
 	export GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z"
-	local idx=$QEMU_TREE/.git/assemble-index head p f subject
+	local idx=$QEMU_TREE/.git/assemble-index head
 	export GIT_INDEX_FILE=$idx
 	trap 'rm -f "$idx"' EXIT
 	git read-tree base
@@ -106,16 +101,7 @@ work_tree() {
 	git update-index --add --cacheinfo "100644,$(git hash-object -w "$FPB_REPO/qemu/x86_64-softmmu.mak"),configs/devices/x86_64-softmmu/fpb-minimal.mak"
 	head=$(git commit-tree "$(git write-tree)" -p base \
 		-m "local: build adjustments (no edk2 blobs, minimal device set)")
-	while read -r p _; do
-		case $p in ''|'#'*) continue ;; esac
-		f=$patches/$p
-		[ -f "$f" ] || die "qemu/patches/series names $p, which does not exist"
-		git apply --cached --whitespace=nowarn "$f" ||
-			die "patch $p does not apply (after the patches above it in series)"
-		subject=$(sed -n 's/^Subject: \(\[[^]]*\] \)\?//p' "$f" | head -1)
-		head=$(git commit-tree "$(git write-tree)" -p "$head" \
-			-m "${subject:-$p}" -m "patch: $p")
-	done < "$patches/series"
+	head=$(commit_series "$patches/series" "$head")
 	unset GIT_INDEX_FILE GIT_AUTHOR_DATE GIT_COMMITTER_DATE
 	rm -f "$idx"
 	trap - EXIT
