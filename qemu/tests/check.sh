@@ -68,12 +68,17 @@ else
 	tap 1 "order mutation builds" "$(tail -20 "$out/build.log")"
 fi
 
-# 3. checkpatch (the header sync is imported from Linux by nature)
+# 3. checkpatch (the header sync is imported from Linux by nature; the
+# emulation's new files are under migration/, which MAINTAINERS covers)
 for p in "$FPB_REPO"/qemu/patches/*.patch; do
 	res=$("$tree/scripts/checkpatch.pl" -q "$p" 2>&1 |
 	      grep -v -e 'imported from Linux, are you using scripts/update-linux-headers.sh' \
 		      -e '^#[0-9]*: FILE: include/standard-headers/' \
 		      -e '^ #define VIRTIO_BALLOON_F_FREE_PAGE_HINT' || true)
+	case $p in
+	*-migration-Emulate-KVM-s-manual-dirty-log-clear-*)
+		res=$(grep -v 'does MAINTAINERS need updating' <<< "$res" || true) ;;
+	esac
 	if grep -qE '^(ERROR|WARNING)' <<< "$res"; then
 		tap 1 "checkpatch $(basename "$p")" "$res"
 	else

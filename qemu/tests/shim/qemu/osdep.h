@@ -17,6 +17,7 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
 #define smp_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define smp_mb_acquire() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 
 static inline void *shim_alloc(size_t n, size_t size, bool zero)
 {
