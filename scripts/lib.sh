@@ -24,6 +24,10 @@ LINUX_TREE=$FPB_CACHE/linux
 LINUX_BASE_TREE=$FPB_CACHE/linux-base
 KBUILD_DIR=$FPB_CACHE/build
 
+# Heavy steps (kernel and QEMU builds, guests under TCG) hold this lock,
+# so that two of them never share the machine's cores.
+FPB_CPU_LOCK=/var/lock/fpb-cpu.lock
+
 # Paths in this repository that are copied into the kernel tree.
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 
