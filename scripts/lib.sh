@@ -123,7 +123,7 @@ commit_series() {
 		[ -f "$f" ] || die "$series names $p, which does not exist"
 		git apply --cached --whitespace=nowarn "$f" ||
 			die "patch $p does not apply (after the patches above it in $series)"
-		subject=$(sed -n 's/^Subject: \(\[[^]]*\] \)\?//p' "$f" | head -1)
+		subject=$(sed -n '/^Subject: /{s/^Subject: \(\[[^]]*\] \)\?//p;q}' "$f")
 		head=$(git commit-tree "$(git write-tree)" -p "$head" \
 			-m "${subject:-$p}" -m "patch: $p")
 	done < "$series"

@@ -50,8 +50,8 @@ for p in "${pinned[@]}"; do
 	[ "$have" = "install ok installed $ver" ] || missing+=("$p")
 done
 for p in "${tools[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		missing+=("$p")
+	have=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $have == *"ok installed"* ]] || missing+=("$p")
 done
 bpo_missing=()
 for p in "${backports[@]}"; do
@@ -73,10 +73,12 @@ if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360)" ]; then
 fi
 for p in "${pinned[@]}"; do
 	name=${p%%=*} ver=${p#*=}
-	apt-cache madison "$name" | awk -F'|' '{gsub(/ /,"",$2); print $2}' |
-		grep -qxF "$ver" ||
+	# Read whole, then searched: grep -q's early exit in a pipeline
+	# kills its writer with SIGPIPE (exit 141 under pipefail).
+	madison=$(apt-cache madison "$name" 2>&1) || die "apt-cache madison $name failed: $madison"
+	awk -F'|' '{ gsub(/ /, "", $2); print $2 }' <<< "$madison" | grep -xF "$ver" >/dev/null ||
 		die "pinned $name $ver is not on the mirror; pick one of:
-$(apt-cache madison "$name" | head -5)
+$(head -5 <<< "$madison")
 and edit the pin in scripts/lib.sh"
 done
 tools_missing=() pinned_missing=()
