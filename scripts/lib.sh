@@ -92,6 +92,16 @@ checkpatch_cmd() {
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# A script that stops on an error (set -e) says where and on what, never
+# just "Error 141" from make: the script, the line, the command and its
+# exit status (141 is SIGPIPE, 124 a timeout).
+if [[ $- == *e* ]]; then
+	set -o errtrace
+	# shellcheck disable=SC2154 # _fpb_rc is set by the trap itself
+	trap '_fpb_rc=$?; [[ $- != *e* ]] ||
+	      echo "error: ${BASH_SOURCE[0]##*/}:$LINENO: \"$BASH_COMMAND\" failed (exit $_fpb_rc)" >&2' ERR
+fi
+
 # "Name <email>" for sign-offs, from git's configuration.
 author() {
 	local name email
