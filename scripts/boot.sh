@@ -6,7 +6,8 @@
 #   boot.sh --kernel K --initrd I --run a,b [--smp N] [--mem M] [--timeout S]
 #           [--log FILE] [--append "..."] [--balloon ",opts"]
 #           [-- extra qemu args]
-# QEMU=path picks the QEMU binary (default: Debian's).
+# QEMU=path picks the QEMU binary (default: Debian's).  The timeout
+# (default 300 s) is multiplied by FPB_TIMEOUT_SCALE.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -25,6 +26,7 @@ done
 [ -f "$kernel" ] || die "boot: no kernel at '$kernel' (make kernel)"
 [ -f "$initrd" ] || die "boot: no initramfs at '$initrd'"
 [ -n "$run" ] || die "boot: --run names no guest test"
+timeout=$(scaled "$timeout")
 mkdir -p "$FPB_CACHE/logs"
 log=${log:-$(mktemp "$FPB_CACHE/logs/boot.XXXXXX.log")}
 

@@ -20,7 +20,7 @@ done
 [ ${#args[@]} -gt 0 ] || die "kunit: no .kunitconfig given"
 args+=(--kunitconfig="$FPB_REPO/configs/kunit.config")
 common=(--build_dir="$KBUILD_DIR/kunit" --arch=x86_64
-	--qemu_args="-smp 2 -accel tcg" --timeout=900)
+	--qemu_args="-smp 2 -accel tcg" --timeout="$(scaled 900)")
 
 export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
 cd "$LINUX_TREE"

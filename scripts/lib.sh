@@ -28,6 +28,20 @@ KBUILD_DIR=$FPB_CACHE/build
 # so that two of them never share the machine's cores.
 FPB_CPU_LOCK=/var/lock/fpb-cpu.lock
 
+# Every fixed wall-clock timeout is multiplied by FPB_TIMEOUT_SCALE
+# (default 1; e.g. 3 on a slow or busy machine).
+FPB_TIMEOUT_SCALE=${FPB_TIMEOUT_SCALE:-1}
+case $FPB_TIMEOUT_SCALE in
+''|*[!0-9.]*|*.*.*|.) printf 'error: FPB_TIMEOUT_SCALE=%s is not a number\n' "$FPB_TIMEOUT_SCALE" >&2
+		      exit 1 ;;
+esac
+export FPB_TIMEOUT_SCALE
+# scaled SECONDS: SECONDS * FPB_TIMEOUT_SCALE, rounded up to whole seconds.
+scaled() {
+	awk -v s="$1" -v f="$FPB_TIMEOUT_SCALE" \
+		'BEGIN { t = s * f; printf "%d\n", (t == int(t)) ? t : int(t) + 1 }'
+}
+
 # Paths in this repository that are copied into the kernel tree.
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 

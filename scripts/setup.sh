@@ -68,7 +68,7 @@ done
 mkdir -p "$FPB_CACHE"
 if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360)" ]; then
 	step "apt-get update"
-	apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null || die "apt-get update failed"
+	apt-get update -q -o DPkg::Lock::Timeout="$(scaled 600)" >/dev/null || die "apt-get update failed"
 	touch "$stamp"
 fi
 for p in "${pinned[@]}"; do
@@ -88,19 +88,19 @@ done
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#tools_missing[@]} -gt 0 ]; then
 	step "apt-get install ${tools_missing[*]}"
-	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${tools_missing[@]}" >/dev/null ||
+	apt-get install -y -q -o DPkg::Lock::Timeout="$(scaled 600)" --no-install-recommends "${tools_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
 if [ ${#pinned_missing[@]} -gt 0 ]; then
 	# QEMU 10 and its dependencies come from backports.
 	step "apt-get install ${pinned_missing[*]}"
-	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends -t bookworm-backports \
+	apt-get install -y -q -o DPkg::Lock::Timeout="$(scaled 600)" --no-install-recommends -t bookworm-backports \
 		"${pinned_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
 if [ ${#bpo_missing[@]} -gt 0 ]; then
 	step "apt-get install -t bookworm-backports ${bpo_missing[*]}"
-	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends -t bookworm-backports \
+	apt-get install -y -q -o DPkg::Lock::Timeout="$(scaled 600)" --no-install-recommends -t bookworm-backports \
 		"${bpo_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
