@@ -36,7 +36,7 @@ timeout --foreground -k 5 "$timeout" "$qemu" -accel tcg -M q35 -cpu max \
 	-smp "$smp" -m "$mem" -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
 	-device "virtio-balloon-pci,id=balloon0$balloon" \
-	-append "console=ttyS0 panic=-1 oops=panic fpb.run=$run fpb.cpus=$smp fpb.release=$release $append" \
+	-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=1 fpb.run=$run fpb.cpus=$smp fpb.release=$release $append" \
 	"$@" < /dev/null 2>&1 | tr -d '\r' | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
@@ -48,6 +48,8 @@ fi
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
 	what=$(grep -o '# fpb-guest: running .*' "$log" | tail -1 || true)
 	echo "boot: guest hung: no result after ${timeout}s (${what:-before /init ran any test})" >&2
+elif grep -q 'panic_on_warn set' "$log"; then
+	echo "boot: guest kernel WARNed (panic_on_warn=1): $(grep -m1 'WARNING:' "$log")" >&2
 elif grep -q 'Kernel panic' "$log"; then
 	echo "boot: guest kernel panicked: $(grep -m1 'Kernel panic' "$log")" >&2
 else

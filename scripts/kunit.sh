@@ -4,6 +4,8 @@
 # one; configs/kunit.config is added to them.  Each --boot 'ARGS:GLOB'
 # boots the same kernel once more with kernel arguments ARGS and runs the
 # suites matching GLOB (for cases that need a boot-time setting).
+# Every boot has panic_on_warn=1: a WARN (in the allocator's hot path,
+# say) crashes the run instead of scrolling by in a passing log.
 #   kunit.sh KUNITCONFIG... [--boot 'ARGS:GLOB']...
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -20,6 +22,7 @@ done
 [ ${#args[@]} -gt 0 ] || die "kunit: no .kunitconfig given"
 args+=(--kunitconfig="$FPB_REPO/configs/kunit.config")
 common=(--build_dir="$KBUILD_DIR/kunit" --arch=x86_64
+	--kernel_args=panic_on_warn=1 --kernel_args=panic=-1
 	--qemu_args="-smp 2 -accel tcg" --timeout="$(scaled 900)")
 
 export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
