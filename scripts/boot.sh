@@ -31,8 +31,10 @@ mkdir -p "$FPB_CACHE/logs"
 log=${log:-$(mktemp "$FPB_CACHE/logs/boot.XXXXXX.log")}
 
 release=$(file -b "$kernel" | sed -n 's/.*version \([^ ]*\) .*/\1/p')
+# The guest runs under the CPU lock; waiting for it does not count
+# against the timeout.
 set +e
-timeout --foreground -k 5 "$timeout" "$qemu" -accel tcg -M q35 -cpu max \
+flock "$FPB_CPU_LOCK" timeout --foreground -k 5 "$timeout" "$qemu" -accel tcg -M q35 -cpu max \
 	-smp "$smp" -m "$mem" -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
 	-device "virtio-balloon-pci,id=balloon0$balloon" \

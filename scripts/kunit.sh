@@ -5,7 +5,8 @@
 # boots the same kernel once more with kernel arguments ARGS and runs the
 # suites matching GLOB (for cases that need a boot-time setting).
 # Every boot has panic_on_warn=1: a WARN (in the allocator's hot path,
-# say) crashes the run instead of scrolling by in a passing log.
+# say) crashes the run instead of scrolling by in a passing log.  Builds
+# and boots run under the CPU lock.
 #   kunit.sh KUNITCONFIG... [--boot 'ARGS:GLOB']...
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -29,10 +30,10 @@ export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
 cd "$LINUX_TREE"
 # The python3 on PATH may be a separate install; kunit.py needs only the
 # standard library, Debian's is fine.
-/usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" "${common[@]}" \
+flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" "${common[@]}" \
 	--jobs="$(nproc)" --make_options="CC=ccache gcc" --make_options=LOCALVERSION=
 for b in ${boots[@]+"${boots[@]}"}; do
 	step "kunit: boot again with '${b%%:*}', suites ${b#*:}"
-	/usr/bin/python3 tools/testing/kunit/kunit.py exec "${common[@]}" \
+	flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py exec "${common[@]}" \
 		--kernel_args="${b%%:*}" "${b#*:}"
 done
