@@ -100,14 +100,38 @@ static void must_write(const char *name, const char *val)
 		ksft_exit_fail_msg("writing '%s' to %s: %s\n", val, name, strerror(err));
 }
 
-/* Wrong bits found by the debugfs cross-check, or -1 without debugfs. */
+/*
+ * Wrong bits found by the debugfs cross-check, or -1 if it cannot be read
+ * or does not read as a number.
+ */
 static long verify(void)
 {
-	char buf[32];
+	char buf[32], *end;
+	long wrong;
 
 	if (read_file(FPB_VERIFY, buf, sizeof(buf)))
 		return -1;
-	return strtol(buf, NULL, 10);
+	errno = 0;
+	wrong = strtol(buf, &end, 10);
+	if (errno || end == buf || *end || wrong < 0)
+		return -1;
+	return wrong;
+}
+
+/* Results of several verify() reads: a failed read is never a count. */
+struct verify_sum {
+	long wrong;
+	unsigned int errors;
+};
+
+static void verify_add(struct verify_sum *sum)
+{
+	long wrong = verify();
+
+	if (wrong < 0)
+		sum->errors++;
+	else
+		sum->wrong += wrong;
 }
 
 /* Pages on the buddy free lists, per /proc/buddyinfo. */
@@ -268,7 +292,7 @@ static void churn(unsigned int seed)
 static void test_churn(void)
 {
 	pid_t pids[NR_CHURNERS];
-	long wrong = 0;
+	struct verify_sum sum = { 0 };
 	unsigned int i;
 	int round;
 
@@ -281,22 +305,22 @@ static void test_churn(void)
 	}
 	for (round = 0; round < 8; round++) {
 		must_write("enabled", "always");
-		wrong += verify();
+		verify_add(&sum);
 		must_write("granule_order", round % 2 ? "2" : "0");
-		wrong += verify();
+		verify_add(&sum);
 		must_write("enabled", "never");
 		usleep(10000);
 	}
 	must_write("enabled", "always");
-	wrong += verify();
+	verify_add(&sum);
 	for (i = 0; i < NR_CHURNERS; i++) {
 		kill(pids[i], SIGKILL);
 		waitpid(pids[i], NULL, 0);
 	}
-	wrong += verify();
-	ksft_test_result(wrong == 0,
-			 "verify: 0 wrong bits while %d processes churn memory (got %ld)\n",
-			 NR_CHURNERS, wrong);
+	verify_add(&sum);
+	ksft_test_result(!sum.wrong && !sum.errors,
+			 "verify: 0 wrong bits while %d processes churn memory (got %ld, %u read errors)\n",
+			 NR_CHURNERS, sum.wrong, sum.errors);
 }
 
 /* The first offline memory block, in @path; false if there is none. */
