@@ -9,8 +9,9 @@ set -euo pipefail
 "$FPB_REPO/scripts/base.sh"
 cd "$LINUX_TREE"
 
-if [ "${FORCE:-0}" != 1 ] && [ -n "$(git status --porcelain)" ]; then
-	git status --short | head -20 >&2
+edits=$(git status --short)
+if [ "${FORCE:-0}" != 1 ] && [ -n "$edits" ]; then
+	head -20 <<< "$edits" >&2
 	die "$LINUX_TREE has edits that are not in the repository:
   make refresh      turns them into patches and files of the repo
   make assemble FORCE=1   throws them away"

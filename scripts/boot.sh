@@ -6,7 +6,8 @@
 #   boot.sh --kernel K --initrd I --run a,b [--smp N] [--mem M] [--timeout S]
 #           [--log FILE] [--append "..."] [--balloon ",opts"]
 #           [-- extra qemu args]
-# QEMU=path picks the QEMU binary (default: Debian's).
+# QEMU=path picks the QEMU binary (default: Debian's).  The timeout
+# (default 300 s) is multiplied by FPB_TIMEOUT_SCALE.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -25,16 +26,19 @@ done
 [ -f "$kernel" ] || die "boot: no kernel at '$kernel' (make kernel)"
 [ -f "$initrd" ] || die "boot: no initramfs at '$initrd'"
 [ -n "$run" ] || die "boot: --run names no guest test"
+timeout=$(scaled "$timeout")
 mkdir -p "$FPB_CACHE/logs"
 log=${log:-$(mktemp "$FPB_CACHE/logs/boot.XXXXXX.log")}
 
 release=$(file -b "$kernel" | sed -n 's/.*version \([^ ]*\) .*/\1/p')
+# The guest runs under the CPU lock; waiting for it does not count
+# against the timeout.
 set +e
-timeout --foreground -k 5 "$timeout" "$qemu" -accel tcg -M q35 -cpu max \
+flock "$FPB_CPU_LOCK" timeout --foreground -k 5 "$timeout" "$qemu" -accel tcg -M q35 -cpu max \
 	-smp "$smp" -m "$mem" -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
 	-device "virtio-balloon-pci,id=balloon0$balloon" \
-	-append "console=ttyS0 panic=-1 oops=panic fpb.run=$run fpb.cpus=$smp fpb.release=$release $append" \
+	-append "console=ttyS0 panic=-1 oops=panic panic_on_warn=1 fpb.run=$run fpb.cpus=$smp fpb.release=$release $append" \
 	"$@" < /dev/null 2>&1 | tr -d '\r' | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
@@ -46,6 +50,8 @@ fi
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
 	what=$(grep -o '# fpb-guest: running .*' "$log" | tail -1 || true)
 	echo "boot: guest hung: no result after ${timeout}s (${what:-before /init ran any test})" >&2
+elif grep -q 'panic_on_warn set' "$log"; then
+	echo "boot: guest kernel WARNed (panic_on_warn=1): $(grep -m1 'WARNING:' "$log")" >&2
 elif grep -q 'Kernel panic' "$log"; then
 	echo "boot: guest kernel panicked: $(grep -m1 'Kernel panic' "$log")" >&2
 else

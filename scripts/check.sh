@@ -3,7 +3,14 @@
 #   N passed, N failed, N skipped
 # counted from the runners' own results (TAP lines; kunit.py's totals).
 # A runner that fails without reporting a failing test counts as one
-# failure, so a broken build is never silent.
+# failure, so a broken build is never silent.  A test that skipped as a
+# whole (kselftest's "1..0 # SKIP") counts as one skip; KUnit suites
+# whose every case skipped are named.
+#
+# With CI=true a skip is a failure unless allowed_skips() below lets it
+# through: make check builds and provides everything the feature's tests
+# need, so a skip there means a prerequisite went missing.  The README's
+# "Tests" section lists the allowed skips and why.
 set -uo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -14,7 +21,12 @@ pass=0 fail=0 skip=0
 count_tap() { # count_tap LOG -> "pass fail skip"
 	awk '/^(not )?ok [0-9]+/ {
 		if ($0 ~ /# *(SKIP|skip)/) s++; else if ($1 == "ok") p++; else f++
-	     } END { printf "%d %d %d\n", p, f, s }' "$1"
+	     }
+	     /^1\.\.0 *# *(SKIP|skip)/ { s++ }
+	     END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+skips_tap() { # skips_tap LOG: the skipped tests' lines
+	grep -E '^(ok [0-9]+.*|1\.\.0 *)# *(SKIP|skip)' "$1" || true
 }
 count_kunit() { # kunit.py, per boot: "Ran N tests: passed: A, failed: B, crashed: C, skipped: D"
 	grep -E 'Testing complete\. Ran [0-9]+ tests' "$1" | awk '
@@ -25,6 +37,21 @@ count_kunit() { # kunit.py, per boot: "Ran N tests: passed: A, failed: B, crashe
 			else if (k == "skipped:") s += v
 		} } END { printf "%d %d %d\n", p, f, s }'
 }
+skips_kunit() { # kunit.py's lines for skipped cases and all-skipped suites
+	sed -n 's/^\[[0-9:]*\] *\(=* *\[SKIPPED\] .*\)$/\1/p' "$1"
+}
+
+# allowed_skips TARGET: an extended regular expression for the skips CI
+# accepts from `make TARGET` (empty: none).  Keep the README's "Tests"
+# section in step.
+allowed_skips() {
+	case $1 in
+	# C files that configs/guest.config does not build (the KUnit
+	# tests): make kunit compiles them with W=1 warnings shown.
+	lint|series-check) echo '^ok [0-9]+ sparse and W=1 .* # SKIP not built by (configs/guest\.config|the guest config)$' ;;
+	esac
+}
+ci=${CI:-false}
 
 for target in "$@"; do
 	log=$logs/$target.log
@@ -33,11 +60,22 @@ for target in "$@"; do
 	rc=${PIPESTATUS[0]}
 	case $target in kunit) counts=$(count_kunit "$log") ;; *) counts=$(count_tap "$log") ;; esac
 	read -r p f s <<< "$counts"
+	case $target in kunit) skipped=$(skips_kunit "$log") ;; *) skipped=$(skips_tap "$log") ;; esac
+	suites=$(sed -n 's/^=* *\[SKIPPED\] \([^ ]*\) =*$/\1/p' <<< "$skipped" | paste -sd' ')
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
 		echo "not ok - make $target failed (exit $rc) without a failing test: see $log"
 		f=1
 	fi
-	echo "# make $target: $p passed, $f failed, $s skipped"
+	if [ "$ci" = true ] && [ -n "$skipped" ]; then
+		allowed=$(allowed_skips "$target")
+		while IFS= read -r line; do
+			[ -n "$allowed" ] && grep -qE -- "$allowed" <<< "$line" && continue
+			case $line in "="*) continue ;; esac # a suite's footer: its cases count
+			echo "not ok - CI: make $target skipped a test whose prerequisites make check provides: $line"
+			f=$((f + 1)) s=$((s - 1))
+		done <<< "$skipped"
+	fi
+	echo "# make $target: $p passed, $f failed, $s skipped${suites:+ (every subtest skipped in KUnit: $suites)}"
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
 echo "$pass passed, $fail failed, $skip skipped"

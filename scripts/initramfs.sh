@@ -7,7 +7,8 @@ set -euo pipefail
 
 out=$1; shift
 busybox=/bin/busybox
-file "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+kind=$(file -b "$busybox" 2>/dev/null || true)
+[[ $kind == *"statically linked"* ]] ||
 	[ -x "$busybox" ] || die "static busybox missing: run make setup"
 
 root=$(mktemp -d "$FPB_CACHE/initramfs.XXXXXX")

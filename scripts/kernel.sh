@@ -63,7 +63,8 @@ $bad"; }
 	echo "$key" > "$out/.config-key"
 fi
 
-step "build $name: ${targets[*]}"
+step "build $name: ${targets[*]} (under the CPU lock)"
 export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$tree
 export KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=fpb KBUILD_BUILD_HOST=fpb
-"${kmake[@]}" CC="ccache ${cross}gcc" "${targets[@]}" || die "kernel build $name failed"
+flock "$FPB_CPU_LOCK" "${kmake[@]}" CC="ccache ${cross}gcc" "${targets[@]}" ||
+	die "kernel build $name failed: make ${targets[*]} in $out (errors above)"

@@ -4,6 +4,9 @@
 # one; configs/kunit.config is added to them.  Each --boot 'ARGS:GLOB'
 # boots the same kernel once more with kernel arguments ARGS and runs the
 # suites matching GLOB (for cases that need a boot-time setting).
+# Every boot has panic_on_warn=1: a WARN (in the allocator's hot path,
+# say) crashes the run instead of scrolling by in a passing log.  Builds
+# and boots run under the CPU lock.
 #   kunit.sh KUNITCONFIG... [--boot 'ARGS:GLOB']...
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -20,16 +23,17 @@ done
 [ ${#args[@]} -gt 0 ] || die "kunit: no .kunitconfig given"
 args+=(--kunitconfig="$FPB_REPO/configs/kunit.config")
 common=(--build_dir="$KBUILD_DIR/kunit" --arch=x86_64
-	--qemu_args="-smp 2 -accel tcg" --timeout=900)
+	--kernel_args=panic_on_warn=1 --kernel_args=panic=-1
+	--qemu_args="-smp 2 -accel tcg" --timeout="$(scaled 900)")
 
 export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
 cd "$LINUX_TREE"
 # The python3 on PATH may be a separate install; kunit.py needs only the
 # standard library, Debian's is fine.
-/usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" "${common[@]}" \
+flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" "${common[@]}" \
 	--jobs="$(nproc)" --make_options="CC=ccache gcc" --make_options=LOCALVERSION=
 for b in ${boots[@]+"${boots[@]}"}; do
 	step "kunit: boot again with '${b%%:*}', suites ${b#*:}"
-	/usr/bin/python3 tools/testing/kunit/kunit.py exec "${common[@]}" \
+	flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py exec "${common[@]}" \
 		--kernel_args="${b%%:*}" "${b#*:}"
 done

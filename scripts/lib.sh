@@ -24,6 +24,24 @@ LINUX_TREE=$FPB_CACHE/linux
 LINUX_BASE_TREE=$FPB_CACHE/linux-base
 KBUILD_DIR=$FPB_CACHE/build
 
+# Heavy steps (kernel and QEMU builds, guests under TCG) hold this lock,
+# so that two of them never share the machine's cores.
+FPB_CPU_LOCK=/var/lock/fpb-cpu.lock
+
+# Every fixed wall-clock timeout is multiplied by FPB_TIMEOUT_SCALE
+# (default 1; e.g. 3 on a slow or busy machine).
+FPB_TIMEOUT_SCALE=${FPB_TIMEOUT_SCALE:-1}
+case $FPB_TIMEOUT_SCALE in
+''|*[!0-9.]*|*.*.*|.) printf 'error: FPB_TIMEOUT_SCALE=%s is not a number\n' "$FPB_TIMEOUT_SCALE" >&2
+		      exit 1 ;;
+esac
+export FPB_TIMEOUT_SCALE
+# scaled SECONDS: SECONDS * FPB_TIMEOUT_SCALE, rounded up to whole seconds.
+scaled() {
+	awk -v s="$1" -v f="$FPB_TIMEOUT_SCALE" \
+		'BEGIN { t = s * f; printf "%d\n", (t == int(t)) ? t : int(t) + 1 }'
+}
+
 # Paths in this repository that are copied into the kernel tree.
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 
@@ -88,6 +106,16 @@ checkpatch_cmd() {
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# A script that stops on an error (set -e) says where and on what, never
+# just "Error 141" from make: the script, the line, the command and its
+# exit status (141 is SIGPIPE, 124 a timeout).
+if [[ $- == *e* ]]; then
+	set -o errtrace
+	# shellcheck disable=SC2154 # _fpb_rc is set by the trap itself
+	trap '_fpb_rc=$?; [[ $- != *e* ]] ||
+	      echo "error: ${BASH_SOURCE[0]##*/}:$LINENO: \"$BASH_COMMAND\" failed (exit $_fpb_rc)" >&2' ERR
+fi
+
 # "Name <email>" for sign-offs, from git's configuration.
 author() {
 	local name email
@@ -119,7 +147,7 @@ commit_series() {
 		[ -f "$f" ] || die "$series names $p, which does not exist"
 		git apply --cached --whitespace=nowarn "$f" ||
 			die "patch $p does not apply (after the patches above it in $series)"
-		subject=$(sed -n 's/^Subject: \(\[[^]]*\] \)\?//p' "$f" | head -1)
+		subject=$(sed -n '/^Subject: /{s/^Subject: \(\[[^]]*\] \)\?//p;q}' "$f")
 		head=$(git commit-tree "$(git write-tree)" -p "$head" \
 			-m "${subject:-$p}" -m "patch: $p")
 	done < "$series"

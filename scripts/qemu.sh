@@ -22,13 +22,17 @@ patches=$FPB_REPO/qemu/patches
 source_tree() {
 	[ "$(cat "$QEMU_SRC/.fpb-version" 2>/dev/null)" = "$QEMU_DEB_VERSION" ] && return 0
 	# apt-cache showsrc lists every version; take the pinned one's hash.
-	local want have
-	want=$(apt-cache showsrc qemu | awk -v v="$QEMU_DEB_VERSION" -v f="$QEMU_ORIG" '
+	# Its output is read whole first: awk's early exit in a pipeline
+	# would kill apt-cache with SIGPIPE (exit 141 under pipefail).
+	local want have showsrc
+	showsrc=$(apt-cache showsrc qemu) ||
+		die "apt-cache showsrc qemu failed (see above): run make setup (it enables bookworm-backports deb-src)"
+	want=$(awk -v v="$QEMU_DEB_VERSION" -v f="$QEMU_ORIG" '
 		/^Package: / { ver = "" }
 		/^Version: / { ver = $2 }
 		/^Checksums-Sha256:/ { sha = 1; next }
 		/^[^ ]/ { sha = 0 }
-		sha && ver == v && $3 == f { print $1; exit }')
+		sha && ver == v && $3 == f { print $1; exit }' <<< "$showsrc")
 	[ -n "$want" ] || die "apt-cache showsrc qemu has no $QEMU_ORIG for $QEMU_DEB_VERSION:
 run make setup (it enables bookworm-backports deb-src) or re-pin QEMU_DEB_VERSION in scripts/lib.sh"
 	mkdir -p "$QEMU_DL"
@@ -70,8 +74,10 @@ work_tree() {
 	fi
 
 	cd "$QEMU_TREE"
-	if [ "${FORCE:-0}" != 1 ] && [ -n "$(git status --porcelain)" ]; then
-		git status --short | head -20 >&2
+	local edits
+	edits=$(git status --short)
+	if [ "${FORCE:-0}" != 1 ] && [ -n "$edits" ]; then
+		head -20 <<< "$edits" >&2
 		die "$QEMU_TREE has edits that are not in qemu/patches:
   turn them into a patch (git commit; git format-patch) or
   make qemu FORCE=1   throws them away"
@@ -95,7 +101,7 @@ work_tree() {
 	blob=$(git cat-file blob base:pc-bios/meson.build |
 	       sed "s/^if unpack_edk2_blobs$/if unpack_edk2_blobs and fs.exists('edk2-x86_64-code.fd.bz2')/" |
 	       git hash-object -w --stdin)
-	git cat-file blob "$blob" | grep -q "fs.exists('edk2-x86_64-code.fd.bz2')" ||
+	grep -q "fs.exists('edk2-x86_64-code.fd.bz2')" <<< "$(git cat-file blob "$blob")" ||
 		die "cannot adjust pc-bios/meson.build for the missing edk2 blobs"
 	git update-index --cacheinfo "100644,$blob,pc-bios/meson.build"
 	git update-index --add --cacheinfo "100644,$(git hash-object -w "$FPB_REPO/qemu/x86_64-softmmu.mak"),configs/devices/x86_64-softmmu/fpb-minimal.mak"

@@ -57,9 +57,11 @@ while read -r f; do
 	regen[$owner]+="$f "
 done <<< "$changes"
 
+# The series' commits, read whole (no early exit in a pipeline: SIGPIPE).
+log=$(git log --format='%H %b' base..HEAD)
 for p in "${!regen[@]}"; do
 	pf=$FPB_REPO/patches/linux/$p
-	commit=$(git log --format='%H %b' base..HEAD | awk -v p="patch: $p" '$0 ~ p {print $1}' | head -1)
+	commit=$(awk -v p="patch: $p" '$0 ~ p { print $1; exit }' <<< "$log")
 	# If the patch has no commit yet (PATCH= naming a patch file that is
 	# empty so far), it starts from the tree before it.
 	parent=$(git rev-parse "${commit:-HEAD}^")

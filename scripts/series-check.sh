@@ -47,7 +47,7 @@ for c in $(git -C "$work" rev-list --reverse base..HEAD); do
 	done
 done
 
-email=$(sed -n 's/^M:.*<\(.*\)>.*/\1/p' "$FPB_REPO/MAINTAINERS" | head -1)
+email=$(sed -n '/^M:.*<.*>/{s/^M:.*<\(.*\)>.*/\1/p;q}' "$FPB_REPO/MAINTAINERS")
 # shellcheck disable=SC2086
 for f in $(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS); do
 	got=$(cd "$LINUX_TREE" && scripts/get_maintainer.pl --no-git --no-git-fallback -f "$f" 2>&1)

@@ -50,8 +50,8 @@ for p in "${pinned[@]}"; do
 	[ "$have" = "install ok installed $ver" ] || missing+=("$p")
 done
 for p in "${tools[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		missing+=("$p")
+	have=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $have == *"ok installed"* ]] || missing+=("$p")
 done
 bpo_missing=()
 for p in "${backports[@]}"; do
@@ -68,15 +68,17 @@ done
 mkdir -p "$FPB_CACHE"
 if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +360)" ]; then
 	step "apt-get update"
-	apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null || die "apt-get update failed"
+	apt-get update -q -o DPkg::Lock::Timeout="$(scaled 600)" >/dev/null || die "apt-get update failed"
 	touch "$stamp"
 fi
 for p in "${pinned[@]}"; do
 	name=${p%%=*} ver=${p#*=}
-	apt-cache madison "$name" | awk -F'|' '{gsub(/ /,"",$2); print $2}' |
-		grep -qxF "$ver" ||
+	# Read whole, then searched: grep -q's early exit in a pipeline
+	# kills its writer with SIGPIPE (exit 141 under pipefail).
+	madison=$(apt-cache madison "$name" 2>&1) || die "apt-cache madison $name failed: $madison"
+	awk -F'|' '{ gsub(/ /, "", $2); print $2 }' <<< "$madison" | grep -xF "$ver" >/dev/null ||
 		die "pinned $name $ver is not on the mirror; pick one of:
-$(apt-cache madison "$name" | head -5)
+$(head -5 <<< "$madison")
 and edit the pin in scripts/lib.sh"
 done
 tools_missing=() pinned_missing=()
@@ -86,19 +88,19 @@ done
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#tools_missing[@]} -gt 0 ]; then
 	step "apt-get install ${tools_missing[*]}"
-	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${tools_missing[@]}" >/dev/null ||
+	apt-get install -y -q -o DPkg::Lock::Timeout="$(scaled 600)" --no-install-recommends "${tools_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
 if [ ${#pinned_missing[@]} -gt 0 ]; then
 	# QEMU 10 and its dependencies come from backports.
 	step "apt-get install ${pinned_missing[*]}"
-	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends -t bookworm-backports \
+	apt-get install -y -q -o DPkg::Lock::Timeout="$(scaled 600)" --no-install-recommends -t bookworm-backports \
 		"${pinned_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi
 if [ ${#bpo_missing[@]} -gt 0 ]; then
 	step "apt-get install -t bookworm-backports ${bpo_missing[*]}"
-	apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends -t bookworm-backports \
+	apt-get install -y -q -o DPkg::Lock::Timeout="$(scaled 600)" --no-install-recommends -t bookworm-backports \
 		"${bpo_missing[@]}" >/dev/null ||
 		die "apt-get install failed (see above)"
 fi

@@ -23,7 +23,7 @@ echo "$table"
 	echo
 	echo "Command: \`make bench-qemu\` (qemu/tests/bench.sh: qemu/tests/bench.c built"
 	echo "with gcc -O2 against migration/free-page-bitmap-core.c of the assembled"
-	echo "QEMU tree), $(date -u +%Y-%m-%d), $(nproc) CPUs: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)."
+	echo "QEMU tree), $(date -u +%Y-%m-%d), $(nproc) CPUs: $(sed -n '/^model name/{s/^model name\s*: //p;q}' /proc/cpuinfo)."
 	echo
 	echo "Simulated guest: one RAMBlock split around the PCI hole (2 GiB below"
 	echo "4 GiB, the rest above), two zones (DMA32 over [0, 4 GiB), Normal above),"

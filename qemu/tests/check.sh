@@ -103,7 +103,7 @@ if [ ! -x "$build/qemu-system-x86_64" ]; then
 else
 	for t in "${qtests[@]}"; do
 		rc=0 before=$failed
-		(cd "$build" && flock "$LOCK" meson test --no-rebuild -q -t 4 \
+		(cd "$build" && flock "$LOCK" meson test --no-rebuild -q -t "$(scaled 4)" \
 			"qtest-x86_64/$t") > "$out/qtest-$t.log" 2>&1 || rc=$?
 		log=$build/meson-logs/testlog.txt
 		subs=$(grep -E '^(not )?ok [0-9]+ ' "$log" || true)
@@ -124,7 +124,7 @@ else
 fi
 
 # 6. with the real guest driver (skips unless the guest kernel is built)
-tap_from flock "$LOCK" timeout 300 "$here/guest-smoke.py"
+tap_from flock "$LOCK" timeout "$(scaled 300)" "$here/guest-smoke.py"
 
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -22,6 +22,8 @@ CACHE = os.environ.get("FPB_CACHE", "/var/cache/free-page-bitmap")
 QEMU = os.path.join(CACHE, "build/qemu/qemu-system-x86_64")
 KERNEL = os.path.join(CACHE, "build/guest/arch/x86/boot/bzImage")
 INITRD = os.path.join(CACHE, "initramfs-boot.cpio.gz")
+# Wall-clock limits are multiplied by this (slow or busy machines).
+SCALE = float(os.environ.get("FPB_TIMEOUT_SCALE", "1"))
 n = 0
 
 
@@ -38,7 +40,7 @@ def tap(ok, name, skip=None):
 class Qmp:
     def __init__(self, path):
         self.s = socket.socket(socket.AF_UNIX)
-        for _ in range(100):
+        for _ in range(int(100 * SCALE)):
             try:
                 self.s.connect(path)
                 break
@@ -67,7 +69,7 @@ class Qmp:
 
 
 def wait_header(qmp, seconds):
-    end = time.time() + seconds
+    end = time.time() + seconds * SCALE
     while time.time() < end:
         h = qmp.get("fpb-header-gpa")
         if h:
@@ -101,7 +103,8 @@ def main():
             [QEMU, "-M", "q35", "-accel", "tcg", "-smp", "2", "-m", "512M",
              "-nographic", "-nodefaults", "-serial", f"file:{tmp}/console.log",
              "-kernel", KERNEL, "-initrd", INITRD,
-             "-append", "console=ttyS0 panic=-1 rdinit=/bin/busybox -- sleep 600",
+             "-append", "console=ttyS0 panic=-1 rdinit=/bin/busybox -- sleep "
+             f"{int(600 * SCALE)}",
              "-device", "virtio-balloon-pci,id=balloon0,free-page-bitmap=on",
              "-qmp", f"unix:{sock},server=on,wait=off"])
         try:
@@ -109,7 +112,7 @@ def main():
             header = wait_header(qmp, 60)
             tap(header != 0, names[0])
             qmp.cmd("migrate", {"uri": f"file:{tmp}/mig"})
-            end = time.time() + 120
+            end = time.time() + 120 * SCALE
             while time.time() < end:
                 st = qmp.cmd("query-migrate").get("status")
                 if st in ("completed", "failed"):
