@@ -30,6 +30,11 @@ BZIMAGE = os.path.join(CACHE, "e2e/kernel/bzImage")
 SYSMAP = os.path.join(CACHE, "e2e/kernel/System.map")
 INITRD = os.path.join(CACHE, "e2e/initramfs.cpio.gz")
 CPU_LOCK = "/var/lock/fpb-cpu.lock"
+
+
+def scaled(seconds):
+    """A wall-clock timeout, times FPB_TIMEOUT_SCALE (slow machines)."""
+    return seconds * float(os.environ.get("FPB_TIMEOUT_SCALE") or 1)
 PAGE = 4096
 MIB = 1 << 20
 
@@ -125,7 +130,7 @@ class Guest:
                      "-m", mem, "-nodefaults", "-display", "none", "-vga", "none",
                      "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
                      "-kernel", kernel, "-initrd", initrd,
-                     "-append", f"console=ttyS0 panic=0 oops=panic fpb.run=e2e {append}".strip(),
+                     "-append", f"console=ttyS0 panic=0 oops=panic panic_on_warn=1 fpb.run=e2e {append}".strip(),
                      "-chardev", f"file,id=con0,path={self.console}", "-serial", "chardev:con0",
                      "-chardev", f"socket,id=cmd0,path={self.cmd_path},server=on,wait=off",
                      "-serial", "chardev:cmd0",
@@ -145,7 +150,7 @@ class Guest:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=err,
                                          stderr=err, start_new_session=True)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + scaled(30)
             while not os.path.exists(self.qmp_path):
                 if self.proc.poll() is not None:
                     raise Failure(f"{self.name}: QEMU exited ({self.proc.returncode}): "
@@ -154,7 +159,7 @@ class Guest:
                     raise Failure(f"{self.name}: no QMP socket after 30 s")
                 time.sleep(0.05)
             try:
-                self.qmp = QMP(self.qmp_path, timeout=60, alive=self.alive)
+                self.qmp = QMP(self.qmp_path, timeout=scaled(60), alive=self.alive)
             except OSError:
                 raise Failure(f"{self.name}: no QMP connection; QEMU: " + self.qemu_log_tail())
         except Exception:
@@ -219,7 +224,7 @@ class Guest:
 
     def wait_for(self, pattern, timeout, start=0, what=None):
         """Wait until PATTERN (a regex) appears on the console after START."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         rx = re.compile(pattern)
         while True:
             m = rx.search(self.text(start))
@@ -322,9 +327,12 @@ class Migration:
     """One hop: SRC (running) -> DST (started with -incoming defer)."""
 
     def __init__(self, src, dst, sock, *, bandwidth, downtime_ms=300, caps=(),
-                 params=None, timeout=300):
+                 params=None, timeout=300, hold=False):
+        """HOLD: a 1 ms downtime limit until finish(), so that the hop cannot
+        end before the scenario has acted."""
         self.src, self.dst, self.sock = src, dst, sock
-        self.bandwidth, self.timeout = bandwidth, timeout
+        self.hold = hold
+        self.bandwidth, self.timeout = bandwidth, scaled(timeout)
         self.caps = [{"capability": c, "state": True} for c in caps]
         self.params = dict(params or {})
         self.downtime_ms = downtime_ms
@@ -340,7 +348,8 @@ class Migration:
                 g.qmp.cmd("migrate-set-parameters", self.params)
         self.dst.qmp.cmd("migrate-incoming", {"uri": "unix:" + self.sock})
         self.set_bandwidth(self.bandwidth)
-        self.src.qmp.cmd("migrate-set-parameters", {"downtime-limit": self.downtime_ms})
+        self.src.qmp.cmd("migrate-set-parameters",
+                         {"downtime-limit": 1 if self.hold else self.downtime_ms})
         self.t0 = time.monotonic()
         self.console_start = self.src.offset()
         self.src.qmp.cmd("migrate", {"uri": "unix:" + self.sock})
@@ -358,7 +367,7 @@ class Migration:
 
     def wait_syncs(self, n, timeout=120):
         """Wait until the source has done N dirty syncs; the hop must not end first."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             i = self.info()
             if i.get("status") in ("completed", "failed", "cancelled"):
@@ -373,6 +382,11 @@ class Migration:
 
     def finish(self, bandwidth=None):
         """Let the hop end (at BANDWIDTH if given); return the final stats."""
+        if self.hold:
+            st = self.info().get("status")
+            if st != "active":
+                raise Failure(f"the hop ended ({st}) before the scenario had acted")
+            self.src.qmp.cmd("migrate-set-parameters", {"downtime-limit": self.downtime_ms})
         if bandwidth:
             self.set_bandwidth(bandwidth)
         deadline = self.t0 + self.timeout
@@ -395,7 +409,7 @@ class Migration:
             time.sleep(0.2)
         self.console_end = self.src.offset()
         # the destination has loaded everything once its own status says so
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(60)
         while self.dst.qmp.cmd("query-migrate").get("status") != "completed":
             self.dst.check_alive()
             if time.monotonic() > deadline:
@@ -571,7 +585,7 @@ def dump_guest(guest, path):
     if os.path.exists(path):
         os.unlink(path)
     guest.qmp.cmd("dump-guest-memory", {"paging": False, "protocol": "file:" + path})
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + scaled(300)
     while guest.qmp.cmd("query-dump").get("status") == "active":
         if time.monotonic() > deadline:
             raise Failure(f"{guest.name}: dump-guest-memory did not finish")
