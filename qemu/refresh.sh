@@ -12,7 +12,8 @@ local_commit=$(git -C "$tree" log --format=%H --grep='^local: build adjustments'
 [ -n "$local_commit" ] || die "$tree has no local build commit: run make qemu first"
 [ -z "$(git -C "$tree" status --porcelain)" ] || die "$tree has uncommitted edits: commit them first"
 
-git -C "$tree" log --format=%an "$local_commit..HEAD" | grep -qx assemble &&
+authors=$(git -C "$tree" log --format=%an "$local_commit..HEAD")
+grep -qx assemble <<< "$authors" &&
 	die "$tree is at the commits scripts/qemu.sh assembled: check out your work branch first"
 
 rm -f "$out"/*.patch
