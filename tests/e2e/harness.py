@@ -12,6 +12,7 @@ oracle compares the RAM of the paused source with the destination's.
 import fcntl
 import mmap
 import os
+import random
 import re
 import shutil
 import signal
@@ -527,15 +528,25 @@ class Bitmap:
 class KernelView:
     """The guest kernel's own struct pages, read from a dump with System.map.
 
-    A page whose _refcount (of its compound head) is 0 is free to the
-    kernel, also on a per-cpu list, where the bitmap counts it as
-    allocated by design: a page that moved from the buddy to a per-cpu
-    list after the host skipped it legitimately differs.
+    A page is free to the kernel if it lies in a block on a buddy free
+    list (the block's head has the buddy page type and an order that
+    covers it) or sits on a per-cpu free list (refcount 0 and linked:
+    its list neighbours point back at it).  The bitmap counts per-cpu
+    pages as allocated by design, so such a page may differ legitimately.
+    The layout below (6.12, x86-64, 64-byte aligned struct page) is checked
+    on pages whose state is known before any verdict (check_layout()).
     """
 
     START_KERNEL_MAP = 0xffffffff80000000
     PAGE_STRUCT = 64          # sizeof(struct page) on x86-64 (aligned)
+    LRU = 8                   # lru / buddy_list / pcp_list (next, prev)
+    PRIVATE = 40              # the order of a buddy head
+    PAGE_TYPE = 48            # top byte PGTY_buddy on a buddy head
     REFCOUNT = 52             # offsetof(struct page, _refcount)
+    PGTY_BUDDY = 0xf0
+    PG_RESERVED = 13
+    PG_HEAD = 6
+    MAX_PAGE_ORDER = 10
 
     def __init__(self, dump, sysmap):
         self.dump = dump
@@ -572,13 +583,70 @@ class KernelView:
             table = addr
         raise KeyError(va)
 
+    def _page_va(self, pfn):
+        return self.vmemmap + pfn * self.PAGE_STRUCT
+
+    def page(self, pfn):
+        """(flags, lru.next, lru.prev, private, page_type, refcount) of PFN."""
+        raw = self.dump.read(self.virt_to_phys(self._page_va(pfn)), self.PAGE_STRUCT)
+        flags, nxt, prv = struct.unpack_from("<QQQ", raw, 0)
+        private, = struct.unpack_from("<Q", raw, self.PRIVATE)
+        ptype, ref = struct.unpack_from("<Ii", raw, self.PAGE_TYPE)
+        return flags, nxt, prv, private, ptype, ref
+
     def refcount(self, pfn):
         """_refcount of the page's compound head."""
-        va = self.vmemmap + pfn * self.PAGE_STRUCT
+        va = self._page_va(pfn)
         head = self._u64(self.virt_to_phys(va + 8))
         if head & 1:
             va = head - 1
         return struct.unpack("<i", self.dump.read(self.virt_to_phys(va + self.REFCOUNT), 4))[0]
+
+    def in_buddy(self, pfn):
+        """PFN lies in a block on a buddy free list."""
+        for order in range(self.MAX_PAGE_ORDER + 1):
+            head = pfn & ~((1 << order) - 1)
+            _f, _n, _p, private, ptype, _r = self.page(head)
+            if ptype >> 24 == self.PGTY_BUDDY and order <= private <= self.MAX_PAGE_ORDER:
+                return True
+        return False
+
+    def on_pcp_list(self, pfn):
+        """PFN has refcount 0 and is linked in a list (a per-cpu free list)."""
+        _f, nxt, prv, _p, ptype, ref = self.page(pfn)
+        me = self._page_va(pfn) + self.LRU
+        if ref != 0 or ptype >> 24 == self.PGTY_BUDDY:
+            return False
+        try:
+            return (self._u64(self.virt_to_phys(nxt + 8)) == me and
+                    self._u64(self.virt_to_phys(prv)) == me)
+        except KeyError:
+            return False
+
+    def free_kind(self, pfn):
+        """'buddy', 'pcp' or None (in use, or a state we cannot vouch for)."""
+        try:
+            if self.in_buddy(pfn):
+                return "buddy"
+            if self.on_pcp_list(pfn):
+                return "pcp"
+        except KeyError:
+            pass
+        return None
+
+    def check_layout(self, known_in_use):
+        """Raise Failure unless the layout reads pages of known state right:
+        the kernel image's page (reserved, refcount 1) and KNOWN_IN_USE
+        (allocated by the driver: refcount >= 1, not buddy)."""
+        image = self.pgd >> 12
+        flags, _n, _p, _pr, ptype, ref = self.page(image)
+        if not flags >> self.PG_RESERVED & 1 or ref != 1 or ptype >> 24 == self.PGTY_BUDDY:
+            raise Failure(f"oracle: struct page layout not as assumed: kernel image pfn "
+                          f"{image:#x} has flags {flags:#x}, refcount {ref}, type {ptype:#x}")
+        for pfn in known_in_use:
+            if self.refcount(pfn) < 1 or self.in_buddy(pfn):
+                raise Failure(f"oracle: struct page layout not as assumed: pfn {pfn:#x} "
+                              f"(the bitmap header) reads as free")
 
 
 def dump_guest(guest, path):
@@ -633,9 +701,10 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
         bm = Bitmap(sd, header_gpa)
         free = bm.free_pfns() if bm.ok else set()
         kv = None
-        if sysmap and diff:
+        if sysmap:
             try:
                 kv = KernelView(sd, sysmap)
+                kv.check_layout([header_gpa >> 12] if bm.ok else [])
             except (KeyError, OSError) as e:
                 raise Failure(f"oracle: cannot read the guest's struct pages: {e}")
         bad, in_bitmap, kernel_free = [], 0, 0
@@ -648,12 +717,35 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
                     rc = None
             if p in free and rc in (None, 0):
                 in_bitmap += 1
-            elif rc == 0:
+            elif kv and p not in free and kv.free_kind(p):
                 kernel_free += 1
             else:
                 bad.append((p, rc, p in free))
+        # Every page the bitmap calls free must be free (a sample): catches
+        # a wrong table entry or range, whether or not its pages differ.
+        # A page between lists (a merge or split in flight when the vCPU
+        # stopped) has refcount 0 but no buddy head: allowed, if rare.
+        wrong_free, in_flight, sample = [], 0, []
+        if kv and free:
+            sample = sorted(random.Random(header_gpa).sample(sorted(free), min(len(free), 4096)))
+            for p in sample:
+                kind = kv.free_kind(p)
+                if kind == "buddy":
+                    continue
+                try:
+                    rc = kv.refcount(p)
+                except KeyError:
+                    rc = None
+                if rc == 0 and kind is None:
+                    in_flight += 1
+                else:   # in use, or on a per-cpu list: its bit should be clear
+                    wrong_free.append((p, rc))
+        # at most one block of 2^MAX_PAGE_ORDER pages in flight per vCPU
+        in_flight_max = max(8, 2 * 1024 * len(sample) // max(len(free), 1))
         res = {"pages": pages, "differ": len(diff), "free": len(free), "bad": bad,
+               "in_flight_max": in_flight_max,
                "in_bitmap": in_bitmap, "kernel_free": kernel_free,
+               "sampled": len(sample), "wrong_free": wrong_free, "in_flight": in_flight,
                "bitmap": "active" if bm.ok else bm.why,
                "granule_order": bm.granule_order, "ranges": [(r[0], r[1]) for r in bm.ranges]}
         if bad:
@@ -681,8 +773,12 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
 def oracle_verdict(res):
     """Raise Failure unless the oracle's result holds; return a summary."""
     summary = (f"oracle: {res['differ']} of {res['pages']} pages differ: {res['in_bitmap']} free "
-               f"in the bitmap, {res['kernel_free']} free to the kernel only (refcount 0, "
-               f"e.g. per-cpu lists); bitmap {res['bitmap']} ({res['free']} free pages)")
+               f"in the bitmap, {res['kernel_free']} free to the kernel only (buddy or per-cpu "
+               f"list); bitmap {res['bitmap']} ({res['free']} free pages, {res['sampled']} "
+               f"sampled: {len(res['wrong_free'])} in use, {res['in_flight']} between lists)")
+    if res["wrong_free"] or res["in_flight"] > res["in_flight_max"]:
+        raise Failure(f"{summary}; pages the bitmap calls free are not free in the guest: "
+                      + ", ".join(f"pfn {p:#x} refcount {rc}" for p, rc in res["wrong_free"][:20]))
     if res["bad"]:
         raise Failure(f"{summary}; {len(res['bad'])} differing pages are IN USE: "
                       + "; ".join(res.get("detail", [])))
