@@ -1,15 +1,20 @@
 # End-to-end live migrations (tests/e2e); included by the Makefile.
 #   make test-e2e  the migration scenarios, TAP (part of make check)
+#   make soak      20 ping-pong hops, granules and multifd in turn, oracle on each
 #   make bench     none / hinting / reporting / ours, 3 repeats -> bench/results/migration.*
 #   make demo      a churn migration without and with the bitmap, and what it saved
 # Every run needs the guest kernel and, for the bitmap, the patched QEMU.
 
 E2E_QEMU := $(if $(wildcard qemu/qemu.mk),qemu)
 
-.PHONY: test-e2e bench demo
+.PHONY: test-e2e soak bench demo
 
 test-e2e: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh test
+
+# not in make check: 20 oracle-checked hops (FPB_SOAK_HOPS), ~10 min
+soak: kernel $(E2E_QEMU)
+	@tests/e2e/run.sh test soak
 
 bench: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh bench

@@ -83,6 +83,12 @@ class Scenario:
         # FPB_E2E_QEMU: another binary for the non-feature paths (debugging)
         return os.environ.get("FPB_E2E_QEMU") or patched_qemu() or STOCK_QEMU
 
+    def hop_caps(self, hop):
+        return self.caps
+
+    def hop_params(self, hop):
+        return self.params
+
     def before(self, src):
         """After boot, before the workloads start."""
 
@@ -367,6 +373,36 @@ class InitOnFree(Scenario):
             raise Failure(f"{res['differ']} pages differ with init_on_free=1")
 
 
+class Soak(Scenario):
+    """make soak, not make check: many oracle-checked hops of one guest."""
+    name = "soak"
+    hops = int(os.environ.get("FPB_SOAK_HOPS") or 20)
+    desc = (f"{hops} ping-pong hops of a churning guest, granule 0 and 3 and multifd on "
+            "and off in turn: oracle and workload checks on every hop")
+    min_syncs = 2
+
+    def hop_caps(self, hop):
+        return {"multifd": hop % 2 == 0}
+
+    def hop_params(self, hop):
+        return {"multifd-channels": 2} if hop % 2 == 0 else None
+
+    def during(self, m, src):
+        granule = 3 if m.hop % 4 >= 2 else 0
+        if self.ours and src.sysfs("granule_order") != str(granule):
+            src.sh(f"echo {granule} > {SYSFS}/granule_order")
+            self.mark(src, f"the change to granule_order {granule}")
+        m.wait_syncs(m.syncs() + self.min_syncs)
+
+    def after(self, hops):
+        super().after(hops)
+        self.notes.append(
+            f"soak: {len(hops)} hops, {sum(h['oracle_pages'] for h in hops)} pages compared, "
+            f"{sum(h['differ'] for h in hops)} differing (all free), 0 bad, "
+            f"{sum(h['skipped'] or 0 for h in hops)} pages skipped, "
+            f"{sum(h['transferred'] for h in hops) / MIB:.0f} MiB sent")
+
+
 class OracleCatches(Scenario):
     name = "oracle-catches"
     desc = ("positive control: QEMU also drops every 16th dirty page in use (a test switch); "
@@ -488,8 +524,9 @@ def run_scenario(sc, workdir, verbose=False):
             in_use = sc.ram - free
             dst = guest(f"g{hop}", incoming=True, paused=sc.dst_paused)
             m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=sc.bandwidth,
-                          downtime_ms=sc.downtime_ms, caps=sc.caps, params=sc.params,
-                          hold=not sc.caps or "postcopy-ram" not in sc.caps)
+                          downtime_ms=sc.downtime_ms, caps=sc.hop_caps(hop),
+                          params=sc.hop_params(hop), hold="postcopy-ram" not in sc.caps)
+            m.hop = hop
             m.start()
             sc.during(m, src)
             m.finish(sc.final_bandwidth)
@@ -503,6 +540,7 @@ def run_scenario(sc, workdir, verbose=False):
             if sc.run_oracle:
                 res = oracle(src, dst, st["header_gpa"], os.path.join(workdir, "dumps"),
                              keep=verbose, sysmap=SYSMAP)
+                st["oracle_pages"], st["differ"] = res["pages"], res["differ"]
                 try:
                     st["oracle"] = oracle_verdict(res)
                 except Failure as e:
@@ -543,8 +581,12 @@ def run_scenario(sc, workdir, verbose=False):
             rm_rf(os.path.join(workdir, "dumps"))
 
 
+# make soak runs these (one by default: SOAK), not make check
+SOAK = [Soak]
+
+
 def cmd_test(names):
-    chosen = [s for s in SCENARIOS if not names or s.name in names]
+    chosen = [s for s in SCENARIOS + SOAK if s.name in names] if names else SCENARIOS
     print("TAP version 13")
     print(f"1..{len(chosen)}")
     failed = k = 0
@@ -607,7 +649,7 @@ def main(argv):
     mode = None
     if "--mode" in argv:
         mode = argv[argv.index("--mode") + 1]
-    cls = next(s for s in SCENARIOS if s.name == argv[2])
+    cls = next(s for s in SCENARIOS + SOAK if s.name == argv[2])
     if (mode or cls.mode) == "ours" and feature_missing():
         print(f"cannot run {cls.name} with the bitmap: {feature_missing()}", file=sys.stderr)
         return 1

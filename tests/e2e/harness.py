@@ -334,7 +334,9 @@ class Migration:
         self.src, self.dst, self.sock = src, dst, sock
         self.hold = hold
         self.bandwidth, self.timeout = bandwidth, scaled(timeout)
-        self.caps = [{"capability": c, "state": True} for c in caps]
+        # CAPS: names to turn on, or a dict name -> state
+        caps = caps if isinstance(caps, dict) else {c: True for c in caps}
+        self.caps = [{"capability": c, "state": v} for c, v in caps.items()]
         self.params = dict(params or {})
         self.downtime_ms = downtime_ms
         self.polls = []
