@@ -17,6 +17,7 @@ built them.
 """
 
 import os
+import re
 import sys
 import time
 import traceback
@@ -293,12 +294,13 @@ class Dimm(Scenario):
     ram = 768 * MIB
     extra = ("-object", "memory-backend-ram,id=mem1,size=256M",
              "-device", "pc-dimm,id=dimm1,memdev=mem1")
+    src_trace = ("-trace", "free_page_bitmap_filter")
     workloads = (CHURN, ("verify", "-w 448 -d 64 -p 100"))
 
     def __init__(self, mode=None):
         super().__init__(mode)
         self.dst_extra = self.extra
-        self.extra = ()
+        self.extra = self.src_trace
 
     def before(self, src):
         src.qmp.cmd("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
@@ -319,9 +321,19 @@ class Dimm(Scenario):
 
     def after_hop(self, hop, st, res):
         super().after_hop(hop, st, res)
-        if self.ours and not any(s + (n << (res["granule_order"] or 0)) > (4 << 30) // 4096
+        above = (4 << 30) // 4096
+        if self.ours and not any(s + (n << (res["granule_order"] or 0)) > above
                                  for s, n in res["ranges"]):
             raise Failure(f"no bitmap range covers the DIMM above 4 GiB: {res['ranges']}")
+        # the filter's trace events say what it dropped from each RAMBlock
+        if self.ours:
+            with open(self.src_log, errors="replace") as f:
+                on_dimm = sum(int(m.group(1)) for m in
+                              re.finditer(r"free_page_bitmap_filter rb mem1 .* cleared (\d+)",
+                                          f.read()))
+            if not on_dimm:
+                raise Failure("no page of the DIMM's RAMBlock (mem1) was skipped")
+            self.notes.append(f"hop {hop}: {on_dimm} pages of the DIMM skipped")
 
 
 class Postcopy(Scenario):

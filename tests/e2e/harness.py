@@ -709,7 +709,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
                 kv.check_layout([header_gpa >> 12] if bm.ok else [])
             except (KeyError, OSError) as e:
                 raise Failure(f"oracle: cannot read the guest's struct pages: {e}")
-        bad, in_bitmap, kernel_free = [], 0, 0
+        bad, in_bitmap, kernel_free, skipped_free = [], 0, 0, []
         for p in diff:
             rc = None
             if kv:
@@ -719,6 +719,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
                     rc = None
             if p in free and rc in (None, 0):
                 in_bitmap += 1
+                skipped_free.append(p)
             elif kv and p not in free and kv.free_kind(p):
                 kernel_free += 1
             else:
@@ -747,6 +748,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
         res = {"pages": pages, "differ": len(diff), "free": len(free), "bad": bad,
                "in_flight_max": in_flight_max,
                "in_bitmap": in_bitmap, "kernel_free": kernel_free,
+               "differ_free_pfns": skipped_free,
                "sampled": len(sample), "wrong_free": wrong_free, "in_flight": in_flight,
                "bitmap": "active" if bm.ok else bm.why,
                "granule_order": bm.granule_order, "ranges": [(r[0], r[1]) for r in bm.ranges]}
