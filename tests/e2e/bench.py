@@ -320,10 +320,12 @@ def cmd_demo(argv):
         b = runs["ours"]
         for mo in ("none", "hinting", "reporting"):
             a = runs[mo]
-            print(f"{w}: against {MODE_NAMES[mo]}, the bitmap sent "
-                  f"{(a['transferred'] - b['transferred']) / MIB:.0f} MiB less "
-                  f"({100 * (1 - b['transferred'] / a['transferred']):.0f} % of the data) and took "
-                  f"{(a['total_ms'] - b['total_ms']) / 1000:.1f} s less")
+            mib = (a["transferred"] - b["transferred"]) / MIB
+            sec = (a["total_ms"] - b["total_ms"]) / 1000
+            print(f"{w}: against {MODE_NAMES[mo]}, the bitmap sent {abs(mib):.0f} MiB "
+                  f"{'less' if mib >= 0 else 'more'} "
+                  f"({abs(100 * (1 - b['transferred'] / a['transferred'])):.0f} % of the data) "
+                  f"and took {abs(sec):.1f} s {'less' if sec >= 0 else 'more'}")
     return 0
 
 
