@@ -410,7 +410,8 @@ class Soak(Scenario):
         super().after(hops)
         self.notes.append(
             f"soak: {len(hops)} hops, {sum(h['oracle_pages'] for h in hops)} pages compared, "
-            f"{sum(h['differ'] for h in hops)} differing (all free), 0 bad, "
+            f"{sum(h['differ'] for h in hops)} differing, "
+            f"{sum(h['bad_pages'] for h in hops)} bad (in use, or called free wrongly), "
             f"{sum(h['skipped'] or 0 for h in hops)} pages skipped, "
             f"{sum(h['transferred'] for h in hops) / MIB:.0f} MiB sent")
 
@@ -553,6 +554,7 @@ def run_scenario(sc, workdir, verbose=False):
                 res = oracle(src, dst, st["header_gpa"], os.path.join(workdir, "dumps"),
                              keep=verbose, sysmap=SYSMAP)
                 st["oracle_pages"], st["differ"] = res["pages"], res["differ"]
+                st["bad_pages"] = len(res["bad"]) + len(res["wrong_free"])
                 try:
                     st["oracle"] = oracle_verdict(res)
                 except Failure as e:
