@@ -597,12 +597,17 @@ class KernelView:
         return flags, nxt, prv, private, ptype, ref
 
     def refcount(self, pfn):
-        """_refcount of the page's compound head."""
-        va = self._page_va(pfn)
-        head = self._u64(self.virt_to_phys(va + 8))
-        if head & 1:
-            va = head - 1
-        return struct.unpack("<i", self.dump.read(self.virt_to_phys(va + self.REFCOUNT), 4))[0]
+        """_refcount of the page's compound head, None if its struct page
+        is not mapped."""
+        try:
+            va = self._page_va(pfn)
+            head = self._u64(self.virt_to_phys(va + 8))
+            if head & 1:
+                va = head - 1
+            return struct.unpack("<i", self.dump.read(self.virt_to_phys(va + self.REFCOUNT),
+                                                      4))[0]
+        except KeyError:
+            return None
 
     def in_buddy(self, pfn):
         """PFN lies in a block on a buddy free list."""
@@ -646,7 +651,7 @@ class KernelView:
             raise Failure(f"oracle: struct page layout not as assumed: kernel image pfn "
                           f"{image:#x} has flags {flags:#x}, refcount {ref}, type {ptype:#x}")
         for pfn in known_in_use:
-            if self.refcount(pfn) < 1 or self.in_buddy(pfn):
+            if (self.refcount(pfn) or 0) < 1 or self.in_buddy(pfn):
                 raise Failure(f"oracle: struct page layout not as assumed: pfn {pfn:#x} "
                               f"(the bitmap header) reads as free")
 
@@ -711,12 +716,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
                 raise Failure(f"oracle: cannot read the guest's struct pages: {e}")
         bad, in_bitmap, kernel_free, skipped_free = [], 0, 0, []
         for p in diff:
-            rc = None
-            if kv:
-                try:
-                    rc = kv.refcount(p)
-                except KeyError:
-                    rc = None
+            rc = kv.refcount(p) if kv else None
             if p in free and rc in (None, 0):
                 in_bitmap += 1
                 skipped_free.append(p)
@@ -735,10 +735,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
                 kind = kv.free_kind(p)
                 if kind == "buddy":
                     continue
-                try:
-                    rc = kv.refcount(p)
-                except KeyError:
-                    rc = None
+                rc = kv.refcount(p)
                 if rc == 0 and kind is None:
                     in_flight += 1
                 else:   # in use, or on a per-cpu list: its bit should be clear
