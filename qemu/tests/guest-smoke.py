@@ -121,7 +121,8 @@ def main():
             skipped = qmp.get("fpb-pages-skipped")
             print(f"# migration {st}, fpb-pages-skipped {skipped}, "
                   f"fpb-syncs-filtered {qmp.get('fpb-syncs-filtered')}, "
-                  f"fpb-filter-us-max {qmp.get('fpb-filter-us-max')}")
+                  f"fpb-filter-us-max {qmp.get('fpb-filter-us-max')}, "
+                  f"waited {qmp.get('fpb-wait-ms-last')} ms for the guest")
             tap(st == "completed" and skipped > 0, names[1])
             tap(qmp.get("fpb-rejected") == 0,
                 names[2] + f" {qmp.get('fpb-reject-reason')!r}")
