@@ -7,7 +7,7 @@ import sys
 
 src = open(sys.argv[1]).read()
 clear = "    if (ops->clear_log) {\n        ops->clear_log(opaque);\n    }\n"
-anchor = "    /* 3. Use the bits only if the layout did not change meanwhile. */\n"
+anchor = "    /* 3. Drop the free pages. */\n"
 if src.count(clear) != 1 or src.count(anchor) != 1:
     sys.exit("swap-order.py: the core no longer looks as expected; update me")
 out = src.replace(clear, "").replace(anchor, clear + anchor)

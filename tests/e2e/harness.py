@@ -42,7 +42,8 @@ MIB = 1 << 20
 # Device counters of the patched virtio-balloon (qom-get on the device).
 FPB_COUNTERS = ("fpb-syncs-filtered", "fpb-pages-skipped", "fpb-pages-skipped-last",
                 "fpb-rejected", "fpb-filter-us-last", "fpb-filter-us-max",
-                "fpb-header-gpa", "fpb-reject-reason")
+                "fpb-header-gpa", "fpb-reject-reason", "fpb-wait-ms-last",
+                "fpb-wait-timeouts")
 
 
 class Failure(Exception):
@@ -104,6 +105,9 @@ def balloon_args(mode):
     dev = "virtio-balloon-pci,id=balloon0"
     if mode == "ours":
         return ["-device", dev + ",free-page-bitmap=on"]
+    if mode == "ours-nocount":
+        # bench only: free dirty pages counted as dirty, as before QEMU 0005/0009
+        return ["-device", dev + ",free-page-bitmap=on,x-fpb-count-free=off"]
     if mode == "hinting":
         return ["-object", "iothread,id=io1",
                 "-device", dev + ",free-page-hint=on,iothread=io1"]
@@ -127,7 +131,9 @@ class Guest:
         for p in (self.console, self.qmp_path, self.cmd_path):
             if os.path.exists(p):
                 os.unlink(p)
-        self.argv = [qemu, "-accel", "tcg", "-M", "q35", "-cpu", "max", "-smp", str(smp),
+        # debug-threads: cpu_seconds() tells the vCPU threads from the others
+        self.argv = [qemu, "-name", f"{name},debug-threads=on",
+                     "-accel", "tcg", "-M", "q35", "-cpu", "max", "-smp", str(smp),
                      "-m", mem, "-nodefaults", "-display", "none", "-vga", "none",
                      "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
                      "-kernel", kernel, "-initrd", initrd,
@@ -196,6 +202,26 @@ class Guest:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def cpu_seconds(self):
+        """CPU time QEMU spent outside its vCPU threads (migration, main loop,
+        iothreads), exited threads included."""
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def ticks(path):
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime, stime
+
+        total = ticks(f"/proc/{self.proc.pid}/stat")
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/comm") as f:
+                    if f.read().startswith("CPU "):
+                        total -= ticks(f"/proc/{self.proc.pid}/task/{tid}/stat")
+            except OSError:
+                pass  # the thread has just exited: its time is in the total
+        return total / tick
 
     # --- console -----------------------------------------------------------
 
@@ -355,6 +381,7 @@ class Migration:
                          {"downtime-limit": 1 if self.hold else self.downtime_ms})
         self.t0 = time.monotonic()
         self.console_start = self.src.offset()
+        self.cpu_start = self.src.cpu_seconds()
         self.src.qmp.cmd("migrate", {"uri": "unix:" + self.sock})
 
     def set_bandwidth(self, bps):
@@ -411,6 +438,7 @@ class Migration:
                               f"(status {st}, syncs {i.get('ram', {}).get('dirty-sync-count')})")
             time.sleep(0.2)
         self.console_end = self.src.offset()
+        self.cpu = self.src.cpu_seconds() - self.cpu_start
         # the destination has loaded everything once its own status says so
         deadline = time.monotonic() + scaled(60)
         while self.dst.qmp.cmd("query-migrate").get("status") != "completed":
@@ -432,6 +460,9 @@ class Migration:
             "syncs": ram.get("dirty-sync-count", 0),
             "total_ms": i.get("total-time", 0),
             "downtime_ms": i.get("downtime", 0),
+            "setup_ms": i.get("setup-time", 0),
+            "src_cpu_s": self.cpu,
+            "wait_ms": self.counters.get("fpb-wait-ms-last"),
             "skipped": self.counters.get("fpb-pages-skipped"),
             "skipped_last": self.counters.get("fpb-pages-skipped-last"),
             "filtered_syncs": self.counters.get("fpb-syncs-filtered"),
