@@ -69,14 +69,16 @@ else
 fi
 
 # 3. checkpatch (the header sync is imported from Linux by nature; the
-# emulation's new files are under migration/, which MAINTAINERS covers)
+# emulation's new files are under migration/ and 0002's test matches
+# tests/qtest/migration-*, both of which MAINTAINERS covers)
 for p in "$FPB_REPO"/qemu/patches/*.patch; do
 	res=$("$tree/scripts/checkpatch.pl" -q "$p" 2>&1 |
 	      grep -v -e 'imported from Linux, are you using scripts/update-linux-headers.sh' \
 		      -e '^#[0-9]*: FILE: include/standard-headers/' \
 		      -e '^ #define VIRTIO_BALLOON_F_FREE_PAGE_HINT' || true)
 	case $p in
-	*-migration-Emulate-KVM-s-manual-dirty-log-clear-*)
+	*-migration-Emulate-KVM-s-manual-dirty-log-clear-* | \
+	*-exec-ram_addr-Re-arm-TCG-dirty-tracking-whenever-*)
 		res=$(grep -v 'does MAINTAINERS need updating' <<< "$res" || true) ;;
 	esac
 	if grep -qE '^(ERROR|WARNING)' <<< "$res"; then
@@ -93,11 +95,11 @@ tap $rc "validator fuzzer, ${FUZZ_SECONDS:-30} s (libFuzzer + ASan/UBSan, seed c
 	"$(tail -15 "$out/fuzz.log")"
 grep -E '^Done [0-9]+ runs' "$out/fuzz.log" | sed 's/^/# fuzz: /' || true
 
-# 5. qtests: the device's own (each of its cases a TAP line here), and
-# the generic ones that make sense for our device set (the others need
-# devices we leave out), one line each.
-qtests=(virtio-balloon-test qos-test qom-test device-introspect-test
-	machine-none-test qmp-cmd-test test-hmp)
+# 5. qtests: the device's own (each of its cases a TAP line here), patch
+# 0002's regression test, and the generic ones that make sense for our
+# device set (the others need devices we leave out), one line each.
+qtests=(virtio-balloon-test migration-tcg-dirty-test qos-test qom-test
+	device-introspect-test machine-none-test qmp-cmd-test test-hmp)
 if [ ! -x "$build/qemu-system-x86_64" ]; then
 	tap 1 "qtests" "no $build/qemu-system-x86_64: run make qemu"
 else

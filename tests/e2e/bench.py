@@ -2,14 +2,22 @@
 # SPDX-License-Identifier: GPL-2.0
 """Migration benchmark and demo (not part of make check).
 
-    bench.py bench [--repeats N] [--modes a,b] [--workloads a,b]
-        none / free page hinting / free page reporting / ours (and ours
-        with the guest tracking all the time), on a 2 GiB
-        guest running churn or freed (1.5 GiB written and freed right
-        before the migration, no settle wait); median [min-max] of N
-        repeats into bench/results/migration.md and migration.png.
+    bench.py bench [--repeats N] [--modes a,b] [--workloads a,b] [--report NAME]
+                   [--no-classify]
+        none / free page hinting / free page reporting / ours (the default
+        mode), ours-always (the guest tracking all the time) and
+        ours-nocount (free dirty pages counted as dirty), on a 2 GiB guest
+        running churn or freed (1.5 GiB written and freed right before the
+        migration, no settle wait) and a 4 GiB one running freed4g (3 GiB);
+        median [min-max] of N repeats into bench/results/migration.md and
+        migration.png (NAME.md and NAME.png with --report), then one
+        classified run per workload (where the bytes go) unless
+        --no-classify.
     bench.py report
         write the report again from the last run's raw results
+    bench.py classify [--workloads a,b]
+        only the runs that classify the pages sent (part of bench), then
+        the report again
     bench.py demo
         churn (and freed) migrations of a 1 GiB guest without and with the
         bitmap, and a short table of what the bitmap saved.
@@ -21,6 +29,7 @@ that wins by stalling the guest shows up there.
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,7 +37,8 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CACHE, MIB, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,  # noqa: E402
+from harness import (CACHE, MIB, PAGE, STOCK_QEMU, SYSMAP, Bitmap, Dump,  # noqa: E402
+                     Failure, Guest, KernelView, Migration, cpu_lock, dump_guest,
                      feature_missing, patched_qemu, rate, rm_rf)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,7 +57,8 @@ WORKLOADS = {
     # the same with 4 GiB (2 GiB of it above 4 GiB on q35), 3 GiB freed
     "freed4g": ("4G", 4096 * MIB, "freed", "-m 3072 -k 256", r"fpb-wl: freed freed mib="),
 }
-BANDWIDTH = 128 * MIB
+# FPB_BENCH_MIBPS: another max-bandwidth (MiB/s), e.g. to make churn hard to converge
+BANDWIDTH = int(os.environ.get("FPB_BENCH_MIBPS") or 128) * MIB
 DOWNTIME_MS = 300
 
 
@@ -55,8 +66,10 @@ def log(msg):
     print(msg, flush=True)
 
 
-def one_run(mode, workload, workdir, mem=None, ram=None, args=None):
-    """Boot, load, migrate once; return a dict of the measurements."""
+def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=False):
+    """Boot, load, migrate once; return a dict of the measurements.  CLASSIFY:
+    trace every page the destination loads and say where the bytes went
+    (slower: such a run is not one of the timed repeats)."""
     wmem, wram, prog, wargs, ready = WORKLOADS[workload]
     mem, ram, args = mem or wmem, ram or wram, args or wargs
     qemu = patched_qemu() or STOCK_QEMU
@@ -83,7 +96,10 @@ def one_run(mode, workload, workdir, mem=None, ram=None, args=None):
             time.sleep(5)
             base = rate(src.progress(off).get(prog, []))
         in_use = ram - src.meminfo()["MemFree"]
-        dst = Guest(workdir, "dst", qemu=qemu, mode=dev, mem=mem, incoming=True, paused=True)
+        trace = os.path.join(workdir, "dst-pages.log")
+        extra = ("-trace", "enable=ram_load_loop", "-D", trace) if classify else ()
+        dst = Guest(workdir, "dst", qemu=qemu, mode=dev, mem=mem, incoming=True, paused=True,
+                    extra=extra)
         guests.append(dst)
         dst.start()
         m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=BANDWIDTH,
@@ -94,12 +110,68 @@ def one_run(mode, workload, workdir, mem=None, ram=None, args=None):
         st.update(mode=mode, workload=workload, in_use=in_use, ram=ram)
         during = rate(src.progress(m.console_start, m.console_end).get(prog, []))
         st["progress"] = during / base if base and during else None
+        if classify:
+            st["classes"] = classify_sent(src, trace, st["header_gpa"], workdir)
         dst.qmp.cmd("cont")
         dst.check_workloads([prog])
         return st
     finally:
         for g in guests:
             g.close()
+
+
+# ram_load_loop: one line per page record the destination loads
+LOADED = re.compile(r"ram_load_loop (\S+): addr: 0x([0-9a-f]+) flags: 0x([0-9a-f]+)")
+RAM_SAVE_FLAG_PAGE = 0x08
+
+
+def classify_sent(src, trace, header_gpa, workdir):
+    """Where the pages sent whole went, from the destination's trace and the
+    source's RAM at the switchover: sent again (rewritten during the
+    migration), or sent once (or first) and at the end in use, free in the
+    guest's bitmap, on a per-cpu free list, free to the buddy allocator
+    only, or in another RAM block than guest RAM."""
+    sent = {}
+    with open(trace, errors="replace") as f:
+        for line in f:
+            m = LOADED.search(line)
+            if m and int(m.group(3), 16) & RAM_SAVE_FLAG_PAGE:
+                key = (m.group(1), int(m.group(2), 16))
+                sent[key] = sent.get(key, 0) + 1
+    path = os.path.join(workdir, "src.elf")
+    dump_guest(src, path)
+    d = Dump(path)
+    try:
+        bm = Bitmap(d, header_gpa)
+        free = bm.free_pfns() if bm.ok else set()
+        kv = KernelView(d, SYSMAP)
+        kv.check_layout([header_gpa >> 12] if bm.ok else [])
+        classes = dict.fromkeys(("sent again", "in use", "free in the bitmap",
+                                 "on a per-cpu list", "free to the buddy only",
+                                 "other blocks"), 0)
+        for (block, offset), times in sent.items():
+            classes["sent again"] += times - 1
+            if block != "pc.ram":
+                classes["other blocks"] += 1
+                continue
+            pfn = ram_gpa(d, offset) // PAGE
+            kind = None if pfn in free else kv.free_kind(pfn)
+            classes["free in the bitmap" if pfn in free else
+                    {"pcp": "on a per-cpu list", "buddy": "free to the buddy only",
+                     None: "in use"}[kind]] += 1
+        classes["bitmap"] = "active" if bm.ok else bm.why
+        return classes
+    finally:
+        d.close()
+        os.unlink(path)
+
+
+def ram_gpa(dump, offset):
+    """The guest-physical address of OFFSET in pc.ram on q35: the RAM below
+    4 GiB (the end of the dump's last segment under the PCI hole), then the
+    rest from 4 GiB."""
+    low = max(p + n for p, _o, n in dump.loads if p + n <= 0xb0000000)
+    return offset if offset < low else (1 << 32) + offset - low
 
 
 def fmt(values, f="{:.0f}"):
@@ -142,8 +214,9 @@ def table(results, modes, workloads):
 def targets(results, modes, workloads):
     """The issues' targets against the medians measured here."""
     def med(mo, w, key):
-        v = [r["transferred"] / r["in_use"] if key == "ratio" else r[key] for r in results
-             if r["mode"] == mo and r["workload"] == w and r.get(key, 0) is not None]
+        v = [r["transferred"] / r["in_use"] if key == "ratio" else r.get(key) for r in results
+             if r["mode"] == mo and r["workload"] == w]
+        v = [x for x in v if x is not None]
         return statistics.median(v) if v else None
 
     def verdict(ok):
@@ -183,7 +256,12 @@ def targets(results, modes, workloads):
                 f"syncs {med('ours', w, 'syncs'):.0f} vs {med('ours-nocount', w, 'syncs'):.0f} "
                 f"counted as dirty, total {med('ours', w, 'total_ms') / 1000:.1f} s vs "
                 f"{med('ours-nocount', w, 'total_ms') / 1000:.1f} s, sent "
-                f"{sent / MIB:.0f} vs {med('ours-nocount', w, 'transferred') / MIB:.0f} MiB")
+                f"{sent / MIB:.0f} vs {med('ours-nocount', w, 'transferred') / MIB:.0f} MiB"
+                + (f", highest dirty-pages-rate reported {med('ours', w, 'dirty_rate_max'):.0f}"
+                   f" vs {med('ours-nocount', w, 'dirty_rate_max'):.0f} pages/s, highest "
+                   f"expected-downtime {med('ours', w, 'expected_downtime_max'):.0f} vs "
+                   f"{med('ours-nocount', w, 'expected_downtime_max'):.0f} ms"
+                   if med("ours", w, "dirty_rate_max") is not None else ""))
         if med("ours", w, "wait_ms") is not None:
             lines.append(f"  - the first pass waited {med('ours', w, 'wait_ms'):.0f} ms for "
                          "the guest's bitmap")
@@ -259,15 +337,74 @@ def cmd_bench(argv):
                         f"MiB in use), {st['total_ms'] / 1000:.1f} s, downtime "
                         f"{st['downtime_ms']} ms, syncs {st['syncs']}, skipped {st['skipped']}, "
                         f"progress {st['progress']} ({time.monotonic() - t0:.0f} s)")
-    write_report(results, modes, workloads, repeats, argv, raw, missing)
+    classify = "ours" in modes and "--no-classify" not in argv
+    classes = run_classified(workloads) if classify else []
+    if classes is None:
+        return 1
+    write_report(results, modes, workloads, repeats, argv, raw, missing, classes)
     return 0
 
 
-def write_report(results, modes, workloads, repeats, argv, raw, missing):
-    cmdline = "make bench  # = tests/e2e/run.sh bench " + " ".join(argv)
+def run_classified(workloads):
+    """One classified run (see one_run) per workload, default mode; None if
+    one failed."""
+    classes = []
+    with open(os.path.join(OUT, "classes.jsonl"), "w") as f:
+        for w in workloads:
+            try:
+                with cpu_lock():
+                    st = one_run("ours", w, os.path.join(CACHE, "e2e/run/bench"),
+                                 classify=True)
+            except Failure as e:
+                log(f"bench: {w} ours classified run FAILED: {e}")
+                return None
+            classes.append(st)
+            f.write(json.dumps(st) + "\n")
+            log(f"bench: {w:6} ours, where the pages sent whole went: {st['classes']}")
+    return classes
+
+
+def cmd_classify(argv):
+    """Only the classified runs, then the report again."""
+    workloads = (argv[argv.index("--workloads") + 1].split(",") if "--workloads" in argv
+                 else list(WORKLOADS))
+    os.makedirs(OUT, exist_ok=True)
+    if run_classified(workloads) is None:
+        return 1
+    return cmd_report(argv)
+
+
+def where_bytes_go(classes):
+    """The classified runs as a table: what the pages sent whole were."""
+    if not classes:
+        return ""
+    keys = ("in use", "free in the bitmap", "on a per-cpu list", "free to the buddy only",
+            "other blocks", "sent again")
+    rows = ["Where the bytes go, default mode (`ours`), one more run per workload with "
+            "the destination tracing every page it loads (`-trace ram_load_loop`), the "
+            "pages sent whole classified by the source's RAM at the switchover: sent "
+            "again (rewritten during the migration: every send after a page's first), "
+            "or at the end in use, free in the guest's final bitmap, on a per-cpu free "
+            "list (the bitmap counts those as allocated), free to the buddy allocator "
+            "but not in the bitmap, or in another RAM block (firmware).",
+            "",
+            "| workload | in use at the start MiB | sent whole | " + " | ".join(keys) + " |",
+            "|---|---|---|" + "---|" * len(keys)]
+    for st in classes:
+        c = st["classes"]
+        rows.append(f"| {st['workload']} | {st['in_use'] / MIB:.0f} | {st['normal']} | "
+                    + " | ".join(str(c[k]) for k in keys) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def write_report(results, modes, workloads, repeats, argv, raw, missing, classes=()):
+    env = f"FPB_BENCH_MIBPS={os.environ['FPB_BENCH_MIBPS']} " if os.environ.get(
+        "FPB_BENCH_MIBPS") else ""
+    cmdline = f"{env}make bench  # = {env}tests/e2e/run.sh bench " + " ".join(argv)
+    name = argv[argv.index("--report") + 1] if "--report" in argv else "migration"
     qemu = patched_qemu() or STOCK_QEMU
-    md = os.path.join(REPO, "bench/results/migration.md")
-    png = os.path.join(REPO, "bench/results/migration.png")
+    md = os.path.join(REPO, f"bench/results/{name}.md")
+    png = os.path.join(REPO, f"bench/results/{name}.png")
     with open(md, "w") as f:
         f.write(f"""# Live migration: free page bitmap vs hinting vs reporting
 
@@ -303,6 +440,7 @@ Each cell: median [min-max] of {repeats} repeats.
 {table(results, modes, workloads)}
 
 {targets(results, modes, workloads)}
+{where_bytes_go(classes)}
 Raw results (one JSON object per run) were in `{raw}`.
 """)
         if missing:
@@ -367,12 +505,17 @@ def cmd_report(argv):
     modes = [m for m in MODES if any(r["mode"] == m for r in results)]
     workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in results)]
     repeats = max(r["repeat"] for r in results)
-    write_report(results, modes, workloads, repeats, argv, raw, feature_missing())
+    classes = []
+    if os.path.exists(os.path.join(OUT, "classes.jsonl")):
+        with open(os.path.join(OUT, "classes.jsonl")) as f:
+            classes = [json.loads(line) for line in f]
+    write_report(results, modes, workloads, repeats, argv, raw, feature_missing(), classes)
     return 0
 
 
 def main(argv):
-    cmds = {"bench": cmd_bench, "demo": cmd_demo, "report": cmd_report}
+    cmds = {"bench": cmd_bench, "demo": cmd_demo, "report": cmd_report,
+            "classify": cmd_classify}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

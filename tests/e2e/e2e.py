@@ -643,10 +643,9 @@ def cmd_test(names):
                 f" <= {sc.target_ratio} x; a measurement, not a test: see make bench)")
             if worst > sc.target_ratio:
                 log(f"sent {hops[0]['transferred'] / MIB:.0f} MiB for {hops[0]['in_use'] / MIB:.0f}"
-                    " MiB in use; the rest: memory in use that the workloads rewrote during"
-                    " the migration, free memory sent by the first pass before the guest"
-                    " had built its bitmap (enabled=host builds it when the migration"
-                    " starts), and freed memory on per-cpu lists (allocated to the bitmap)")
+                    " MiB in use; the rest is mostly memory in use that the workloads"
+                    " rewrote during the migration (sent again) and freed memory on per-cpu"
+                    " lists (allocated to the bitmap)")
     return 1 if failed else 0
 
 

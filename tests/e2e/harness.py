@@ -461,6 +461,12 @@ class Migration:
             "total_ms": i.get("total-time", 0),
             "downtime_ms": i.get("downtime", 0),
             "setup_ms": i.get("setup-time", 0),
+            # what QEMU reported while the hop ran (inputs of its decisions)
+            "dirty_rate_max": max((p.get("ram", {}).get("dirty-pages-rate", 0)
+                                   for _t, p in self.polls), default=0),
+            "expected_downtime_max": max((p.get("expected-downtime", 0)
+                                          for _t, p in self.polls
+                                          if p.get("status") == "active"), default=0),
             "src_cpu_s": self.cpu,
             "wait_ms": self.counters.get("fpb-wait-ms-last"),
             "skipped": self.counters.get("fpb-pages-skipped"),
