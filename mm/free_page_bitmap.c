@@ -226,20 +226,33 @@ fail:
 	return NULL;
 }
 
-/* Point every zone at its bitmap in @set, or at none. */
-static void fpb_attach(struct free_page_bitmap_set *set)
+/*
+ * Point the zones of @set at their bitmaps, then detach every zone of @old
+ * that still points into @old, so that @old can be freed.  Both sets are
+ * walked through their own zone pointers, not with for_each_zone(): that
+ * skips the zones of offline nodes, and a node goes offline when its last
+ * memory is removed, with its zones still pointing at the bitmaps of the
+ * set built while it was online.  The zones stay valid: an offline node
+ * keeps its pgdat, which memory hotplug reuses when the node comes back.
+ */
+static void fpb_attach(struct free_page_bitmap_set *set,
+		       struct free_page_bitmap_set *old)
 {
-	struct zone *zone;
 	unsigned int i;
 
-	for_each_zone(zone) {
-		struct free_page_bitmap_zone *fpz = NULL;
+	for (i = 0; set && i < set->layout.nr_ranges; i++) {
+		struct zone *zone = set->zones[i].zone;
 
-		for (i = 0; set && i < set->layout.nr_ranges; i++)
-			if (set->zones[i].zone == zone)
-				fpz = &set->zones[i];
 		spin_lock_irq(&zone->lock);
-		zone->free_page_bitmap = fpz;
+		zone->free_page_bitmap = &set->zones[i];
+		spin_unlock_irq(&zone->lock);
+	}
+	for (i = 0; old && i < old->layout.nr_ranges; i++) {
+		struct zone *zone = old->zones[i].zone;
+
+		spin_lock_irq(&zone->lock);
+		if (zone->free_page_bitmap == &old->zones[i])
+			zone->free_page_bitmap = NULL;
 		spin_unlock_irq(&zone->lock);
 	}
 }
@@ -373,7 +386,7 @@ static int fpb_build(unsigned int granule_order)
 	if (!set)
 		return -ENOMEM;
 	fpb_invalidate();
-	fpb_attach(set);
+	fpb_attach(set, old);
 	fpb_set = set;
 	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
 	fpb_set_free(old);
@@ -403,7 +416,7 @@ static void fpb_teardown(const char *reason)
 	fpb_invalidate();
 	static_branch_disable_cpuslocked(&free_page_bitmap_enabled);
 	/* Hooks still running hold zone->lock, which fpb_attach() takes. */
-	fpb_attach(NULL);
+	fpb_attach(NULL, fpb_set);
 	fpb_set_free(fpb_set);
 	fpb_set = NULL;
 	free_page_bitmap_stats.bitmap_bytes = 0;
