@@ -68,6 +68,8 @@ static struct free_page_bitmap_client *fpb_client;
 static bool fpb_host_wants;
 /* Layout sequence count: even while a layout is published */
 static unsigned long fpb_seq = 1;
+/* Set once the memory hotplug notifier is registered; the mutex */
+static bool fpb_ready;
 
 /*
  * The zone's bitmap and, in @idx, the first bit of the block of @order
@@ -590,7 +592,8 @@ unsigned long free_page_bitmap_verify(void)
  *
  * Context: Process context; takes cpus_read_lock(), get_online_mems() and
  * the bitmap's mutex, under which @client->update runs.
- * Return: 0, or -EBUSY if another client is registered.
+ * Return: 0, -EBUSY if another client is registered, or -EAGAIN before
+ * the core's subsys_initcall.
  */
 int free_page_bitmap_register(struct free_page_bitmap_client *client)
 {
@@ -598,7 +601,10 @@ int free_page_bitmap_register(struct free_page_bitmap_client *client)
 
 	might_sleep();
 	free_page_bitmap_lock();
-	if (fpb_client) {
+	/* The client may start tracking, so hotplug must be followed. */
+	if (WARN_ON_ONCE(!fpb_ready)) {
+		err = -EAGAIN;
+	} else if (fpb_client) {
 		err = -EBUSY;
 	} else {
 		WRITE_ONCE(fpb_client, client);
@@ -701,15 +707,21 @@ static int fpb_memory_notifier(struct notifier_block *nb, unsigned long action,
 }
 
 /*
- * A late initcall: deferred struct page init is complete by then, so a
- * build sees every page.
+ * Registers the memory hotplug notifier before any client can exist: a
+ * built-in driver registers at device_initcall and may start tracking at
+ * once, so this runs at subsys_initcall.  A build walks the struct pages
+ * of every zone, which deferred struct page init must have initialised:
+ * page_alloc_init_late() waits for that before do_basic_setup() runs the
+ * initcalls of every level from pure_initcall on (only early_initcall
+ * comes before it).
  */
 static int __init free_page_bitmap_init(void)
 {
 	hotplug_memory_notifier(fpb_memory_notifier, DEFAULT_CALLBACK_PRI);
 	free_page_bitmap_lock();
+	fpb_ready = true;
 	fpb_apply();
 	free_page_bitmap_unlock();
 	return 0;
 }
-late_initcall(free_page_bitmap_init);
+subsys_initcall(free_page_bitmap_init);
