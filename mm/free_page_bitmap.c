@@ -68,6 +68,8 @@ static struct free_page_bitmap_client *fpb_client;
 static bool fpb_host_wants;
 /* Layout sequence count: even while a layout is published */
 static unsigned long fpb_seq = 1;
+/* Set once the memory hotplug notifier is registered; the mutex */
+static bool fpb_ready;
 
 /*
  * The zone's bitmap and, in @idx, the first bit of the block of @order
@@ -226,20 +228,33 @@ fail:
 	return NULL;
 }
 
-/* Point every zone at its bitmap in @set, or at none. */
-static void fpb_attach(struct free_page_bitmap_set *set)
+/*
+ * Point the zones of @set at their bitmaps, then detach every zone of @old
+ * that still points into @old, so that @old can be freed.  Both sets are
+ * walked through their own zone pointers, not with for_each_zone(): that
+ * skips the zones of offline nodes, and a node goes offline when its last
+ * memory is removed, with its zones still pointing at the bitmaps of the
+ * set built while it was online.  The zones stay valid: an offline node
+ * keeps its pgdat, which memory hotplug reuses when the node comes back.
+ */
+static void fpb_attach(struct free_page_bitmap_set *set,
+		       struct free_page_bitmap_set *old)
 {
-	struct zone *zone;
 	unsigned int i;
 
-	for_each_zone(zone) {
-		struct free_page_bitmap_zone *fpz = NULL;
+	for (i = 0; set && i < set->layout.nr_ranges; i++) {
+		struct zone *zone = set->zones[i].zone;
 
-		for (i = 0; set && i < set->layout.nr_ranges; i++)
-			if (set->zones[i].zone == zone)
-				fpz = &set->zones[i];
 		spin_lock_irq(&zone->lock);
-		zone->free_page_bitmap = fpz;
+		zone->free_page_bitmap = &set->zones[i];
+		spin_unlock_irq(&zone->lock);
+	}
+	for (i = 0; old && i < old->layout.nr_ranges; i++) {
+		struct zone *zone = old->zones[i].zone;
+
+		spin_lock_irq(&zone->lock);
+		if (zone->free_page_bitmap == &old->zones[i])
+			zone->free_page_bitmap = NULL;
 		spin_unlock_irq(&zone->lock);
 	}
 }
@@ -373,7 +388,7 @@ static int fpb_build(unsigned int granule_order)
 	if (!set)
 		return -ENOMEM;
 	fpb_invalidate();
-	fpb_attach(set);
+	fpb_attach(set, old);
 	fpb_set = set;
 	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
 	fpb_set_free(old);
@@ -403,7 +418,7 @@ static void fpb_teardown(const char *reason)
 	fpb_invalidate();
 	static_branch_disable_cpuslocked(&free_page_bitmap_enabled);
 	/* Hooks still running hold zone->lock, which fpb_attach() takes. */
-	fpb_attach(NULL);
+	fpb_attach(NULL, fpb_set);
 	fpb_set_free(fpb_set);
 	fpb_set = NULL;
 	free_page_bitmap_stats.bitmap_bytes = 0;
@@ -577,7 +592,8 @@ unsigned long free_page_bitmap_verify(void)
  *
  * Context: Process context; takes cpus_read_lock(), get_online_mems() and
  * the bitmap's mutex, under which @client->update runs.
- * Return: 0, or -EBUSY if another client is registered.
+ * Return: 0, -EBUSY if another client is registered, or -EAGAIN before
+ * the core's subsys_initcall.
  */
 int free_page_bitmap_register(struct free_page_bitmap_client *client)
 {
@@ -585,7 +601,10 @@ int free_page_bitmap_register(struct free_page_bitmap_client *client)
 
 	might_sleep();
 	free_page_bitmap_lock();
-	if (fpb_client) {
+	/* The client may start tracking, so hotplug must be followed. */
+	if (WARN_ON_ONCE(!fpb_ready)) {
+		err = -EAGAIN;
+	} else if (fpb_client) {
 		err = -EBUSY;
 	} else {
 		WRITE_ONCE(fpb_client, client);
@@ -688,15 +707,21 @@ static int fpb_memory_notifier(struct notifier_block *nb, unsigned long action,
 }
 
 /*
- * A late initcall: deferred struct page init is complete by then, so a
- * build sees every page.
+ * Registers the memory hotplug notifier before any client can exist: a
+ * built-in driver registers at device_initcall and may start tracking at
+ * once, so this runs at subsys_initcall.  A build walks the struct pages
+ * of every zone, which deferred struct page init must have initialised:
+ * page_alloc_init_late() waits for that before do_basic_setup() runs the
+ * initcalls of every level from pure_initcall on (only early_initcall
+ * comes before it).
  */
 static int __init free_page_bitmap_init(void)
 {
 	hotplug_memory_notifier(fpb_memory_notifier, DEFAULT_CALLBACK_PRI);
 	free_page_bitmap_lock();
+	fpb_ready = true;
 	fpb_apply();
 	free_page_bitmap_unlock();
 	return 0;
 }
-late_initcall(free_page_bitmap_init);
+subsys_initcall(free_page_bitmap_init);

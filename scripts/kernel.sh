@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configure and build a kernel from the assembled tree, or from another
-# tree (--base: the unpatched base; --tree DIR), for x86_64 or, with
-# --arch arm64, cross-compiled with Debian's aarch64-linux-gnu-gcc.
+# tree (--base: the unpatched base; --tree DIR), for x86_64, for 32-bit
+# x86 with --arch i386, or, with --arch arm64, cross-compiled with
+# Debian's aarch64-linux-gnu-gcc.
 #   kernel.sh [--base | --tree DIR] [--arch ARCH] BUILD_NAME FRAGMENT... [-- MAKE_TARGET...]
 # The .config is tinyconfig + the fragments; it is regenerated only when a
 # fragment or a Kconfig file changes, and every option a fragment asks for
@@ -15,9 +16,13 @@ while :; do
 	case $1 in
 	--base) ensure_base_tree; tree=$LINUX_BASE_TREE ;;
 	--tree) tree=$2; shift ;;
-	--arch) [ "$2" = arm64 ] || die "kernel: only arm64 is known as a cross target"
-		cross=aarch64-linux-gnu-
-		arch=(ARCH=arm64 CROSS_COMPILE=$cross); shift ;;
+	--arch) case $2 in
+		arm64) cross=aarch64-linux-gnu-
+		       arch=(ARCH=arm64 CROSS_COMPILE=$cross) ;;
+		i386)  arch=(ARCH=i386) ;;
+		*)     die "kernel: only arm64 (cross) and i386 are known targets" ;;
+		esac
+		shift ;;
 	*) break ;;
 	esac
 	shift

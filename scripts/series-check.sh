@@ -6,7 +6,8 @@
 #     the C files the commit adds or touches that the base does not have;
 #   - get_maintainer.pl names our entry for each of our files;
 #   - at the tip, CONFIG_FREE_PAGE_BITMAP=n builds and leaves no trace in
-#     vmlinux, and the feature builds for arm64 with Debian's cross gcc.
+#     vmlinux, the feature builds for arm64 with Debian's cross gcc, and
+#     our files build for i386 (32-bit unsigned long) with CONFIG_WERROR.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -84,5 +85,15 @@ run_check "tip builds for arm64 (aarch64-linux-gnu-gcc) with the feature and W=1
 				grep -E "warning:|error:" || true; done' \
 	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/arm64.config" "$feature" "$LINUX_TREE" \
 	"$LINUX_TREE" "$KBUILD_DIR/arm64"
+# 32-bit: unsigned long is 32 bits wide and CONFIG_WERROR makes every
+# truncated constant an error; only our objects, not a whole kernel.
+fpb_objs="mm/free_page_bitmap.o mm/free_page_bitmap_sysfs.o drivers/virtio/virtio_balloon_fpb.o drivers/virtio/virtio_balloon_fpb_kunit.o"
+run_check "our files build for i386 with CONFIG_WERROR, W=1 clean" \
+	bash -c '"$0" --arch i386 i386 "$1" "$2" -- $3 >/dev/null &&
+		 cd "$4" && for f in $3; do
+			make -s -C "$4" O="$5" ARCH=i386 LOCALVERSION= W=1 "$f" 2>&1 |
+				grep -E "warning:|error:" || true; done' \
+	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/i386.config" "$feature" "$fpb_objs" \
+	"$LINUX_TREE" "$KBUILD_DIR/i386"
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -23,12 +23,20 @@ static void fpb_test_struct_sizes(struct kunit *test)
 				       free_page_bitmap_cmd), 16);
 }
 
-static const unsigned long pfns_a[] = { 0x123456789aUL, 7, 0x1000 };
+/*
+ * Frame numbers wider than 32 bits where unsigned long has the room, so
+ * that the byte order shows beyond the low word; a 32-bit kernel keeps
+ * the low half, and the device must then read the upper bytes as zero.
+ */
+#define FPB_TEST_PFN		(0x123456789aULL & ULONG_MAX)
+#define FPB_TEST_START_PFN	(0x0102030405060000ULL & ULONG_MAX)
+
+static const unsigned long pfns_a[] = { FPB_TEST_PFN, 7, 0x1000 };
 static const unsigned long pfns_b[] = { 42 };
 static const struct free_page_bitmap_range test_ranges[] = {
 	{ .start_pfn = 0x200, .nr_bits = 3 * 8 * PAGE_SIZE - 5,
 	  .nr_pages = ARRAY_SIZE(pfns_a), .pfns = pfns_a },
-	{ .start_pfn = 0x0102030405060000UL, .nr_bits = 9,
+	{ .start_pfn = FPB_TEST_START_PFN, .nr_bits = 9,
 	  .nr_pages = ARRAY_SIZE(pfns_b), .pfns = pfns_b },
 };
 
@@ -83,10 +91,10 @@ static void fpb_test_little_endian(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->hdr.nr_ranges, 4), 2);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->hdr.reserved, 4), 0);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->ranges[1].start_pfn, 8),
-			0x0102030405060000ULL);
+			FPB_TEST_START_PFN);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->ranges[0].nr_bits, 8),
 			3 * 8 * PAGE_SIZE - 5);
-	KUNIT_EXPECT_EQ(test, le_bytes(&b->table[0], 8), 0x123456789aULL);
+	KUNIT_EXPECT_EQ(test, le_bytes(&b->table[0], 8), FPB_TEST_PFN);
 }
 
 static void fpb_test_table_entries(struct kunit *test)

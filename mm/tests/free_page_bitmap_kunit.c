@@ -16,6 +16,7 @@
 #include <linux/delay.h>
 #include <linux/gfp.h>
 #include <linux/kthread.h>
+#include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/random.h>
 #include <linux/vmalloc.h>
@@ -445,6 +446,121 @@ static void fpb_disable_test(struct kunit *test)
 		KUNIT_EXPECT_NULL(test, zone->free_page_bitmap);
 }
 
+/*
+ * A node whose last memory is removed goes offline, and for_each_zone()
+ * skips its zones from then on, although they still point at the bitmaps
+ * of the set built while it was online.  A rebuild and a teardown must
+ * detach them all the same: re-adding memory to the node would otherwise
+ * write through freed bits.  Memory cannot be hot-removed from here, so
+ * the case takes a memory-only node offline as try_offline_node() does
+ * (under mem_hotplug_begin()), just for the rebuild or teardown: its zones
+ * keep their free pages, and no CPU allocates from a CPU-less node unless
+ * its own node runs short.  make kunit boots a guest with such a node.
+ */
+static const char * const fpb_offline_node_ops[] = { "rebuild", "teardown" };
+
+static void fpb_offline_node_desc(const char * const *op, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s while a node is offline", *op);
+}
+
+KUNIT_ARRAY_PARAM(fpb_offline_node, fpb_offline_node_ops, fpb_offline_node_desc);
+
+/* A node with memory and no CPU, or NUMA_NO_NODE */
+static int fpb_memory_only_node(void)
+{
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY)
+		if (!node_state(nid, N_CPU) && nid != first_online_node)
+			return nid;
+	return NUMA_NO_NODE;
+}
+
+static void fpb_set_node_online(int nid, bool online)
+{
+	mem_hotplug_begin();
+	if (online)
+		node_set_online(nid);
+	else
+		node_set_offline(nid);
+	mem_hotplug_done();
+}
+
+/* What @zone points at, read under its lock as the hooks read it */
+static struct free_page_bitmap_zone *fpb_zone_bitmap(struct zone *zone)
+{
+	struct free_page_bitmap_zone *fpz;
+
+	spin_lock_irq(&zone->lock);
+	fpz = zone->free_page_bitmap;
+	spin_unlock_irq(&zone->lock);
+	return fpz;
+}
+
+/* Each zone of @nid has a bitmap if and only if it is tracked. */
+static unsigned int expect_node_attached(struct kunit *test, int nid)
+{
+	unsigned int z, attached = 0;
+
+	for (z = 0; z < MAX_NR_ZONES; z++) {
+		struct zone *zone = &NODE_DATA(nid)->node_zones[z];
+		bool has = fpb_zone_bitmap(zone);
+
+		attached += has;
+		KUNIT_EXPECT_EQ_MSG(test, has, free_page_bitmap_tracks_zone(zone),
+				    "node %d zone %s", nid, zone->name);
+	}
+	return attached;
+}
+
+/* While offline: a rebuild at another granule, or tracking off; then back. */
+static int fpb_offline_node_op(bool teardown, bool offline)
+{
+	if (teardown)
+		return free_page_bitmap_set_mode(offline ? FREE_PAGE_BITMAP_NEVER :
+						 FREE_PAGE_BITMAP_ALWAYS);
+	return free_page_bitmap_set_granule(offline ? 2 : 0);
+}
+
+static void fpb_offline_node_test(struct kunit *test)
+{
+	bool teardown = !strcmp(*(const char * const *)test->param_value, "teardown");
+	struct free_page_bitmap_zone *old[MAX_NR_ZONES], *fpz;
+	int nid = fpb_memory_only_node();
+	struct zone *zone;
+	unsigned int z;
+
+	if (nid == NUMA_NO_NODE)
+		kunit_skip(test, "needs a NUMA node with memory and no CPU");
+	KUNIT_ASSERT_GT_MSG(test, expect_node_attached(test, nid), 0,
+			    "node %d has no bitmap", nid);
+	for (z = 0; z < MAX_NR_ZONES; z++)
+		old[z] = fpb_zone_bitmap(&NODE_DATA(nid)->node_zones[z]);
+
+	/* No assertion may end the case while the node is offline. */
+	fpb_set_node_online(nid, false);
+	KUNIT_EXPECT_EQ(test, fpb_offline_node_op(teardown, true), 0);
+	for (z = 0; z < MAX_NR_ZONES; z++) {
+		zone = &NODE_DATA(nid)->node_zones[z];
+		fpz = fpb_zone_bitmap(zone);
+		/* Skipped by the new set: no bitmap, certainly not the old one. */
+		KUNIT_EXPECT_NULL_MSG(test, fpz, "offline node %d zone %s points at %s bitmap",
+				      nid, zone->name, fpz == old[z] ? "its freed" : "a");
+	}
+	for_each_zone(zone)
+		for (z = 0; z < MAX_NR_ZONES; z++)
+			KUNIT_EXPECT_TRUE_MSG(test, !old[z] || fpb_zone_bitmap(zone) != old[z],
+					      "zone %s points at a freed bitmap", zone->name);
+	fpb_set_node_online(nid, true);
+
+	/* Back online, as when memory is added again: a build covers it. */
+	KUNIT_ASSERT_EQ(test, fpb_offline_node_op(teardown, false), 0);
+	expect_node_attached(test, nid);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	expect_weight_matches_free_lists(test);
+}
+
 /* A client that records what it is told. */
 struct fpb_test_client {
 	struct free_page_bitmap_client client;
@@ -600,6 +716,7 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE_SLOW(fpb_alloc_reads_clear_under_churn_test),
 	KUNIT_CASE(fpb_granule_change_test),
 	KUNIT_CASE(fpb_disable_test),
+	KUNIT_CASE_PARAM(fpb_offline_node_test, fpb_offline_node_gen_params),
 	KUNIT_CASE(fpb_client_sees_changes_test),
 	KUNIT_CASE(fpb_host_request_test),
 	KUNIT_CASE(fpb_layout_test),
