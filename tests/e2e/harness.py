@@ -106,7 +106,7 @@ def balloon_args(mode):
     if mode == "ours":
         return ["-device", dev + ",free-page-bitmap=on"]
     if mode == "ours-nocount":
-        # bench only: free dirty pages counted as dirty, as before QEMU 0005/0009
+        # bench only: free dirty pages counted as dirty, as before QEMU patch 0009
         return ["-device", dev + ",free-page-bitmap=on,x-fpb-count-free=off"]
     if mode == "hinting":
         return ["-object", "iothread,id=io1",
