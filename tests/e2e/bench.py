@@ -149,16 +149,16 @@ def classify_sent(src, trace, header_gpa, workdir):
         classes = dict.fromkeys(("sent again", "in use", "free in the bitmap",
                                  "on a per-cpu list", "free to the buddy only",
                                  "other blocks"), 0)
+        kinds = {"pcp": "on a per-cpu list", "buddy": "free to the buddy only",
+                 None: "in use"}
+        low = ram_below_4g(d)
         for (block, offset), times in sent.items():
             classes["sent again"] += times - 1
             if block != "pc.ram":
                 classes["other blocks"] += 1
                 continue
-            pfn = ram_gpa(d, offset) // PAGE
-            kind = None if pfn in free else kv.free_kind(pfn)
-            classes["free in the bitmap" if pfn in free else
-                    {"pcp": "on a per-cpu list", "buddy": "free to the buddy only",
-                     None: "in use"}[kind]] += 1
+            pfn = (offset if offset < low else (1 << 32) + offset - low) // PAGE
+            classes["free in the bitmap" if pfn in free else kinds[kv.free_kind(pfn)]] += 1
         classes["bitmap"] = "active" if bm.ok else bm.why
         return classes
     finally:
@@ -166,12 +166,10 @@ def classify_sent(src, trace, header_gpa, workdir):
         os.unlink(path)
 
 
-def ram_gpa(dump, offset):
-    """The guest-physical address of OFFSET in pc.ram on q35: the RAM below
-    4 GiB (the end of the dump's last segment under the PCI hole), then the
-    rest from 4 GiB."""
-    low = max(p + n for p, _o, n in dump.loads if p + n <= 0xb0000000)
-    return offset if offset < low else (1 << 32) + offset - low
+def ram_below_4g(dump):
+    """How much of pc.ram q35 maps below 4 GiB (the end of the dump's last
+    segment under the PCI hole); the rest of pc.ram starts at 4 GiB."""
+    return max(p + n for p, _o, n in dump.loads if p + n <= 0xb0000000)
 
 
 def fmt(values, f="{:.0f}"):
