@@ -35,8 +35,8 @@ sizes=$(join <(fn_sizes base) <(fn_sizes guest) | awk '$2 != $3 { printf "| %s |
 # A hook site as it runs: in vmlinux, objtool has turned the jump-label
 # jmp into a 2-byte nop (66 90) while the key is off.
 "$FPB_REPO/scripts/kernel.sh" guest "${guest[@]}" "$FPB_REPO/configs/feature.config" -- vmlinux >/dev/null
-site=$(objdump -d --disassemble=__add_to_free_list "$KBUILD_DIR/guest/vmlinux" |
-	grep -B3 -A6 -m1 '	66 90 ' || true)
+site=$(objdump -d --disassemble=__free_one_page "$KBUILD_DIR/guest/vmlinux" |
+	grep -B8 -A1 -m1 '<__free_page_bitmap_free>' || true)
 
 {
 	echo "# Hook cost when off: mm/page_alloc.o machine code"
@@ -44,13 +44,13 @@ site=$(objdump -d --disassemble=__add_to_free_list "$KBUILD_DIR/guest/vmlinux" |
 	echo "Command: \`bench/hook-disasm.sh\` ($(date -u +%Y-%m-%d), gcc $(gcc -dumpfullversion), configs/guest.config)."
 	echo
 	echo "- unpatched vs ours with CONFIG_FREE_PAGE_BITMAP=n (.text, addresses masked): **$off_result**."
-	echo "- ours with CONFIG_FREE_PAGE_BITMAP=y: $sites jump-label sites on free_page_bitmap_enabled, one per hook; with tracking off each is a 2-byte nop that falls through to the unchanged code, and the page_to_pfn() and the call sit in the out-of-line branch target. gcc's inlining choices move a few bytes between functions:"
+	echo "- ours with CONFIG_FREE_PAGE_BITMAP=y: $sites jump-label sites on free_page_bitmap_enabled, one per hook call once inlined; with tracking off each is a 2-byte nop that falls through to the unchanged code, and the page_to_pfn() and the call sit in the out-of-line branch target. gcc's inlining choices move a few bytes between functions:"
 	echo
 	echo "| function | unpatched | =y | delta |"
 	echo "|---|---|---|---|"
 	echo "${sizes:-| (none) | | | |}"
 	echo
-	echo "The end of __add_to_free_list() in vmlinux (=y, tracking off): the nop, the return, and the out-of-line call that the static key would jump to:"
+	echo "The free hook's out-of-line branch in __free_one_page() in vmlinux (=y): the code that the jump-label site, a 2-byte nop while tracking is off, would jump to:"
 	echo
 	echo '```'
 	echo "$site"

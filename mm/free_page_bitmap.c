@@ -5,13 +5,15 @@
  * hypervisor reads to leave free pages out of a live migration.
  *
  * Invariant while tracking is active: a bit is set only if its whole
- * granule (2^granule_order pages) lies in a block on a buddy free list of
- * order >= granule_order, and at every release of zone->lock every such
- * granule's bit is set.  Blocks enter and leave the free lists only in
- * __add_to_free_list() and __del_page_from_free_list() (moving a block
- * between lists changes nothing), which call the hooks below under
- * zone->lock.  Pages on per-cpu lists, guard pages and unaccepted memory
- * count as allocated: that only leaves bits clear, which is safe.
+ * granule (2^granule_order pages) lies in a free buddy block of order >=
+ * granule_order (a guard page of debug_pagealloc counts as one), and at
+ * every release of zone->lock every such granule's bit is set.  The hooks
+ * below run, under zone->lock, only where pages become free or stop being
+ * free: splitting a free block and merging free buddies change no bit, so
+ * an allocation or a free writes only the bits of its own pages.  Pages
+ * on per-cpu lists and unaccepted memory count as allocated: that only
+ * leaves bits clear, which is safe.  The per-cpu lists are drained once
+ * when tracking starts, so that memory freed before is seen.
  *
  * The host reads the bits with no lock at all, so the set bits must be a
  * subset of the free pages at every store, not just at unlock: a block's
@@ -72,52 +74,96 @@ static unsigned long fpb_seq = 1;
 static bool fpb_ready;
 
 /*
- * The zone's bitmap and, in @idx, the first bit of the block of @order
- * pages at @pfn; NULL if the block has no bits (tracking off, or smaller
- * than a granule).  Hot path, zone->lock held.
+ * The zone's bitmap and, in @idx and @nr, the bits of the granules that
+ * the block of 2^@order pages at @pfn lies in; NULL if those granules have
+ * no bits to change, because tracking is off or the free block involved,
+ * of order @free_order, is smaller than a granule (its granule is never
+ * wholly free).  Hot path, zone->lock held.
  */
 static inline struct free_page_bitmap_zone *
-fpb_block(struct zone *zone, unsigned long pfn, unsigned int order,
-	  unsigned long *idx)
+fpb_granules(struct zone *zone, unsigned long pfn, unsigned int order,
+	     unsigned int free_order, unsigned long *idx, unsigned long *nr)
 {
 	struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
+	unsigned int g;
 
 	lockdep_assert_held(&zone->lock);
-	if (!fpz || order < fpz->granule_order)
+	if (!fpz || free_order < fpz->granule_order)
 		return NULL;
-	*idx = (pfn - fpz->start_pfn) >> fpz->granule_order;
+	g = fpz->granule_order;
+	/* start_pfn is granule-aligned: this rounds down to the granule. */
+	*idx = (pfn - fpz->start_pfn) >> g;
+	*nr = order > g ? 1UL << (order - g) : 1;
 	/* Spans only grow in memory hotplug, which rebuilds first. */
-	if (WARN_ON_ONCE(*idx >= fpz->nr_bits))
+	if (WARN_ON_ONCE(*idx + *nr > fpz->nr_bits))
 		return NULL;
 	return fpz;
 }
 
-/* Hot path: a block of @order pages at @pfn was added to a free list. */
-void __free_page_bitmap_set(struct zone *zone, unsigned long pfn,
-			    unsigned int order)
+/* Clear bits of pages that may be written as soon as zone->lock is dropped. */
+static inline void fpb_clear(struct free_page_bitmap_zone *fpz,
+			     unsigned long idx, unsigned long nr)
 {
-	unsigned long idx;
-	struct free_page_bitmap_zone *fpz = fpb_block(zone, pfn, order, &idx);
-
-	if (fpz)
-		bitmap_set(fpz->bits, idx, 1U << (order - fpz->granule_order));
+	bitmap_clear(fpz->bits, idx, nr);
+	/* The host must see the clear before any store to the pages. */
+	virt_wmb();
 }
 
 /*
- * Hot path: a block of @order pages at @pfn leaves the free lists and may
- * be written as soon as zone->lock is dropped.
+ * Hot path: the 2^@order pages at @pfn are handed out of a free block of
+ * 2^@high pages.  The block's granules were all set; the granules of its
+ * remaining buddies stay set if they are at least a granule, and smaller
+ * buddies lie in the granule of the pages handed out.
  */
-void __free_page_bitmap_clear(struct zone *zone, unsigned long pfn,
-			      unsigned int order)
+void __free_page_bitmap_alloc(struct zone *zone, unsigned long pfn,
+			      unsigned int order, unsigned int high)
 {
-	unsigned long idx;
-	struct free_page_bitmap_zone *fpz = fpb_block(zone, pfn, order, &idx);
+	unsigned long idx, nr;
+	struct free_page_bitmap_zone *fpz;
 
+	fpz = fpb_granules(zone, pfn, order, high, &idx, &nr);
 	if (!fpz)
 		return;
-	bitmap_clear(fpz->bits, idx, 1U << (order - fpz->granule_order));
-	/* The host must see the clear before any store to the block. */
-	virt_wmb();
+	if (IS_ENABLED(CONFIG_DEBUG_VM)) {
+		unsigned long start = ALIGN_DOWN(pfn, 1UL << high);
+		unsigned long first = (start - fpz->start_pfn) >> fpz->granule_order;
+		unsigned long last = first + (1UL << (high - fpz->granule_order));
+
+		VM_WARN_ONCE(start < fpz->exact_end &&
+			     find_next_zero_bit(fpz->bits, last, first) < last,
+			     "free block of order %u at pfn %#lx has a clear bit\n",
+			     high, start);
+	}
+	fpb_clear(fpz, idx, nr);
+}
+
+/*
+ * Hot path: the 2^@order pages at @pfn were freed and merged into a free
+ * block of 2^@merged pages.  The merged buddies kept their bits, so only
+ * the freed pages' granules change.  No barrier: the pages' content is
+ * dead already.
+ */
+void __free_page_bitmap_free(struct zone *zone, unsigned long pfn,
+			     unsigned int order, unsigned int merged)
+{
+	unsigned long idx, nr;
+	struct free_page_bitmap_zone *fpz;
+
+	fpz = fpb_granules(zone, pfn, order, merged, &idx, &nr);
+	if (fpz)
+		bitmap_set(fpz->bits, idx, nr);
+}
+
+/* A free block of 2^@order pages at @pfn leaves the free lists whole. */
+void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
+			       unsigned int order)
+{
+	unsigned long idx, nr;
+	struct free_page_bitmap_zone *fpz;
+
+	fpz = fpb_granules(zone, pfn, order, order, &idx, &nr);
+	if (fpz)
+		fpb_clear(fpz, idx, nr);
 }
 
 /**
@@ -285,7 +331,9 @@ static void fpb_scan_chunk(struct zone *zone, unsigned long chunk,
 			continue;
 		}
 		page = pfn_to_page(pfn);
-		if (page_zone(page) != zone || !PageBuddy(page)) {
+		/* A guard page keeps its order and its bits, as a free block. */
+		if (page_zone(page) != zone ||
+		    !(PageBuddy(page) || page_is_guard(page))) {
 			pfn++;
 			continue;
 		}
@@ -334,8 +382,10 @@ static unsigned long fpb_sync_zone(struct free_page_bitmap_zone *fpz, bool fix)
 			if (fix)
 				__assign_bit(idx, fpz->bits, want);
 		}
-		/* As in __free_page_bitmap_clear(): clears before stores. */
+		/* As in fpb_clear(): clears before stores. */
 		virt_wmb();
+		if (fix)
+			fpz->exact_end = last;
 		spin_unlock_irq(&zone->lock);
 
 		/* Not under zone->lock: a console may allocate. */
@@ -392,6 +442,14 @@ static int fpb_build(unsigned int granule_order)
 	fpb_set = set;
 	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
 	fpb_set_free(old);
+	/*
+	 * Pages freed to the per-cpu lists before tracking starts may sit
+	 * there, invisible, for as long as their CPU does not allocate: a
+	 * guest that freed gigabytes just before a migration would have them
+	 * sent.  Hand them to the buddy allocator, through the hooks, once.
+	 */
+	if (!old)
+		drain_all_pages(NULL);
 
 	for (i = 0; i < set->layout.nr_ranges; i++)
 		fpb_sync_zone(&set->zones[i], true);

@@ -9,40 +9,69 @@
 
 #ifdef CONFIG_FREE_PAGE_BITMAP
 DECLARE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
-void __free_page_bitmap_set(struct zone *zone, unsigned long pfn,
-			    unsigned int order);
-void __free_page_bitmap_clear(struct zone *zone, unsigned long pfn,
-			      unsigned int order);
+void __free_page_bitmap_alloc(struct zone *zone, unsigned long pfn,
+			      unsigned int order, unsigned int high);
+void __free_page_bitmap_free(struct zone *zone, unsigned long pfn,
+			     unsigned int order, unsigned int merged);
+void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
+			       unsigned int order);
+
+/*
+ * The hooks run where a page's freeness changes, not where free lists
+ * change: splitting a free block or merging free buddies leaves every bit
+ * as it is, so only the granules of the pages handed out or freed are
+ * written.  All of them run under zone->lock.
+ */
 
 /**
- * free_page_bitmap_add - note a block that enters a buddy free list
+ * free_page_bitmap_alloc - note pages handed out of a free block
  * @zone: the block's zone, whose lock is held
- * @page: first page of the block
- * @order: order of the block
+ * @page: first page handed out
+ * @order: order of the pages handed out
+ * @high: order of the free block that contains them; the rest of it stays
+ *	  free, in buddies that keep their bits
+ *
+ * Must run before the pages can be written: the host reads the bits
+ * without the lock.
  */
-static inline void free_page_bitmap_add(struct zone *zone, struct page *page,
-					unsigned int order)
+static inline void free_page_bitmap_alloc(struct zone *zone, struct page *page,
+					  unsigned int order, unsigned int high)
 {
-	/* Hot path: every buddy free and split, under zone->lock */
+	/* Hot path: every buddy allocation, under zone->lock */
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
-		__free_page_bitmap_set(zone, page_to_pfn(page), order);
+		__free_page_bitmap_alloc(zone, page_to_pfn(page), order, high);
 }
 
 /**
- * free_page_bitmap_del - note a block that leaves a buddy free list
+ * free_page_bitmap_free - note a block freed to the buddy allocator
+ * @zone: the block's zone, whose lock is held
+ * @pfn: first page frame of the freed block
+ * @order: order of the freed block
+ * @merged: order of the free block it ended in, merged with its buddies
+ */
+static inline void free_page_bitmap_free(struct zone *zone, unsigned long pfn,
+					 unsigned int order, unsigned int merged)
+{
+	/* Hot path: every buddy free, under zone->lock */
+	if (static_branch_unlikely(&free_page_bitmap_enabled))
+		__free_page_bitmap_free(zone, pfn, order, merged);
+}
+
+/**
+ * free_page_bitmap_remove - note a free block taken whole off the free lists
  * @zone: the block's zone, whose lock is held
  * @page: first page of the block
  * @order: order of the block
  *
- * Must run before the block can be handed out: the host reads the bits
- * without the lock.
+ * For blocks that are isolated, offlined, captured or split into
+ * pageblocks, rather than allocated.  Must run before the block can be
+ * written.
  */
-static inline void free_page_bitmap_del(struct zone *zone, struct page *page,
-					unsigned int order)
+static inline void free_page_bitmap_remove(struct zone *zone, struct page *page,
+					   unsigned int order)
 {
-	/* Hot path: every buddy allocation and merge, under zone->lock */
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
-		__free_page_bitmap_clear(zone, page_to_pfn(page), order);
+		__free_page_bitmap_remove(zone, page_to_pfn(page), order);
 }
 
 /* The rest is shared by the core, its sysfs/debugfs side and KUnit. */
@@ -54,6 +83,8 @@ static inline void free_page_bitmap_del(struct zone *zone, struct page *page,
  *	       the granule
  * @nr_bits: number of granules covered, up to the zone end
  * @granule_order: log2 of the pages per bit
+ * @exact_end: the build has made the bits below this page frame exact;
+ *	       the DEBUG_VM check of a split trusts only those, zone->lock
  * @bits: the bitmap, virtually contiguous and zeroed when allocated
  */
 struct free_page_bitmap_zone {
@@ -61,6 +92,7 @@ struct free_page_bitmap_zone {
 	unsigned long start_pfn;
 	unsigned long nr_bits;
 	unsigned int granule_order;
+	unsigned long exact_end;
 	unsigned long *bits;
 };
 
@@ -100,13 +132,18 @@ void free_page_bitmap_span(const struct zone *zone, unsigned int granule_order,
 			   unsigned long *start_pfn, unsigned long *nr_bits);
 
 #else /* CONFIG_FREE_PAGE_BITMAP */
-static inline void free_page_bitmap_add(struct zone *zone, struct page *page,
-					unsigned int order)
+static inline void free_page_bitmap_alloc(struct zone *zone, struct page *page,
+					  unsigned int order, unsigned int high)
 {
 }
 
-static inline void free_page_bitmap_del(struct zone *zone, struct page *page,
-					unsigned int order)
+static inline void free_page_bitmap_free(struct zone *zone, unsigned long pfn,
+					 unsigned int order, unsigned int merged)
+{
+}
+
+static inline void free_page_bitmap_remove(struct zone *zone, struct page *page,
+					   unsigned int order)
 {
 }
 #endif /* CONFIG_FREE_PAGE_BITMAP */

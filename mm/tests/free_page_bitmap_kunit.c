@@ -18,6 +18,7 @@
 #include <linux/kthread.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
+#include <linux/page-isolation.h>
 #include <linux/random.h>
 #include <linux/vmalloc.h>
 
@@ -206,6 +207,206 @@ static void fpb_pcp_drain_test(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, fpb_bit(page_to_pfn(page)));
 	drain_all_pages(page_zone(page));
 	expect_bits_match_page(test, page);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+/*
+ * Tracking starts with the per-cpu lists drained: pages freed before count.
+ * An order-3 block, which the per-cpu lists take too: once drained, only
+ * an allocation that finds no smaller free block could take it again.
+ */
+static void fpb_start_drains_pcp_test(struct kunit *test)
+{
+	const unsigned int order = PAGE_ALLOC_COSTLY_ORDER;
+	unsigned long pfn, i;
+	struct page *page;
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+	page = alloc_pages(GFP_KERNEL, order);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	pfn = page_to_pfn(page);
+	__free_pages(page, order);
+	KUNIT_ASSERT_FALSE_MSG(test, is_free_buddy_page(page),
+			       "a freed order-%u block skipped the per-cpu list", order);
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
+	expect_bits_match_page(test, page);
+	for (i = 0; i < (1UL << order); i++)
+		KUNIT_EXPECT_TRUE_MSG(test, fpb_bit(pfn + i),
+				      "page %lu of a block freed before tracking started reads allocated",
+				      i);
+}
+
+/*
+ * A free block of the largest order at a known place: allocated and freed,
+ * it goes straight back to the buddy lists (no per-cpu list holds that
+ * order) and has no buddy to merge with.
+ */
+static struct page *fpb_free_max_block(struct kunit *test)
+{
+	/* Movable: an unmovable block would take a pageblock of the type. */
+	struct page *page = alloc_pages(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN, MAX_PAGE_ORDER);
+	struct zone *zone;
+	bool free;
+
+	KUNIT_ASSERT_NOT_NULL_MSG(test, page, "no free block of order %u", MAX_PAGE_ORDER);
+	zone = page_zone(page);
+	__free_pages(page, MAX_PAGE_ORDER);
+	spin_lock_irq(&zone->lock);
+	free = PageBuddy(page) && buddy_order(page) == MAX_PAGE_ORDER;
+	spin_unlock_irq(&zone->lock);
+	KUNIT_ASSERT_TRUE_MSG(test, free, "the freed block was taken at once");
+	return page;
+}
+
+/*
+ * Compaction and free page reporting take whole free blocks off the lists
+ * (__isolate_free_page()) and put them back: taken, their bits are clear.
+ */
+static void fpb_isolate_free_page_test(struct kunit *test)
+{
+	struct page *page = fpb_free_max_block(test);
+	unsigned long pfn = page_to_pfn(page), isolated, reads_free = 0, i;
+	struct zone *zone = page_zone(page);
+
+	spin_lock_irq(&zone->lock);
+	isolated = __isolate_free_page(page, MAX_PAGE_ORDER);
+	if (isolated) {
+		for (i = 0; i < MAX_ORDER_NR_PAGES; i++)
+			reads_free += fpb_bit(pfn + i);
+		__putback_isolated_page(page, MAX_PAGE_ORDER,
+					get_pageblock_migratetype(page));
+	}
+	spin_unlock_irq(&zone->lock);
+	KUNIT_EXPECT_EQ_MSG(test, isolated, MAX_ORDER_NR_PAGES,
+			    "the block is below the watermark");
+	KUNIT_EXPECT_EQ_MSG(test, reads_free, 0UL, "pages of the isolated block read free");
+	expect_bits_match_page(test, page);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+#ifdef CONFIG_MEMORY_ISOLATION
+/*
+ * Isolating one pageblock of a larger free block splits the block into
+ * pageblocks (move_freepages_block_isolate(), which finds the block from
+ * its first or from a later pageblock).  With a granule larger than a
+ * pageblock, no free block of a granule is left: its bit must clear, and
+ * come back when the isolation is undone and the halves merge.
+ */
+static const char * const fpb_isolated_blocks[] = { "first", "second" };
+
+static void fpb_isolated_block_desc(const char * const *which, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s pageblock isolated", *which);
+}
+
+KUNIT_ARRAY_PARAM(fpb_isolate_split, fpb_isolated_blocks, fpb_isolated_block_desc);
+
+static void fpb_isolate_split_test(struct kunit *test)
+{
+	bool second = !strcmp(*(const char * const *)test->param_value, "second");
+	unsigned long pfn, start;
+	struct page *page;
+	int mt;
+
+	if (pageblock_order >= MAX_PAGE_ORDER)
+		kunit_skip(test, "pageblocks are blocks of the largest order here");
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(MAX_PAGE_ORDER), 0);
+	page = fpb_free_max_block(test);
+	pfn = page_to_pfn(page);
+	start = pfn + (second ? pageblock_nr_pages : 0);
+	KUNIT_EXPECT_TRUE(test, fpb_bit(pfn));
+	mt = get_pageblock_migratetype(pfn_to_page(start));
+	KUNIT_ASSERT_EQ(test, start_isolate_page_range(start, start + pageblock_nr_pages,
+						       mt, 0, GFP_KERNEL), 0);
+	/* No assertion may end the case while the pageblock is isolated. */
+	KUNIT_EXPECT_FALSE_MSG(test, fpb_bit(pfn),
+			       "a block split into pageblocks reads free at granule order %u",
+			       MAX_PAGE_ORDER);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	undo_isolate_page_range(start, start + pageblock_nr_pages, mt);
+
+	expect_bits_match_page(test, page);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+#endif
+
+#ifdef CONFIG_MEMORY_FAILURE
+/*
+ * Memory failure takes one page off the middle of a free block
+ * (take_page_off_buddy()): the rest stays free in smaller buddies.
+ */
+static void fpb_take_page_off_buddy_test(struct kunit *test)
+{
+	struct page *block = fpb_free_max_block(test), *page = block + 5;
+	unsigned long pfn = page_to_pfn(block), i;
+
+	KUNIT_ASSERT_TRUE(test, take_page_off_buddy(page));
+	for (i = 0; i < 8; i++)
+		KUNIT_EXPECT_EQ_MSG(test, fpb_bit(pfn + i), i != 5, "page %lu", i);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+
+	/* Back as unpoison_memory() puts it: with a reference to drop. */
+	set_page_refcounted(page);
+	put_page_back_buddy(page);
+	expect_bits_match_page(test, page);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+#endif
+
+/* Pageblocks of type @mt in populated zones */
+static unsigned long fpb_pageblocks_of_type(int mt)
+{
+	unsigned long pfn, nr = 0;
+	struct zone *zone;
+
+	for_each_populated_zone(zone) {
+		for (pfn = ALIGN(zone->zone_start_pfn, pageblock_nr_pages);
+		     pfn < zone_end_pfn(zone); pfn += pageblock_nr_pages) {
+			struct page *page = pfn_to_online_page(pfn);
+
+			if (page && page_zone(page) == zone &&
+			    get_pageblock_migratetype(page) == mt)
+				nr++;
+		}
+	}
+	return nr;
+}
+
+/*
+ * An unmovable allocation that finds no unmovable free page takes a free
+ * block of another type, the largest there is, and splits it
+ * (try_to_steal_block()).  Allocate unmovable pages until that happens:
+ * every page must read allocated as it is handed out.
+ */
+static void fpb_steal_block_test(struct kunit *test)
+{
+	unsigned long before = fpb_pageblocks_of_type(MIGRATE_UNMOVABLE);
+	unsigned long nr = 0, after_steal = 0, reads_free = 0;
+	const unsigned long max = SZ_256M >> PAGE_SHIFT;
+	struct page *page, *next;
+	LIST_HEAD(pages);
+
+	while (nr < max && after_steal < 2 * PAGE_SIZE / sizeof(void *)) {
+		page = alloc_page(GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY);
+		if (!page)
+			break;
+		reads_free += fpb_bit(page_to_pfn(page));
+		list_add(&page->lru, &pages);
+		nr++;
+		/* Go on for a few per-cpu batches after the steal. */
+		if (after_steal || (nr % 64 == 0 &&
+				    fpb_pageblocks_of_type(MIGRATE_UNMOVABLE) > before))
+			after_steal++;
+	}
+	list_for_each_entry_safe(page, next, &pages, lru)
+		__free_page(page);
+
+	kunit_info(test, "%lu unmovable pages allocated, %lu after the steal", nr, after_steal);
+	KUNIT_EXPECT_GT_MSG(test, after_steal, 0UL,
+			    "no pageblock was taken for unmovable pages");
+	KUNIT_EXPECT_EQ(test, reads_free, 0UL);
+	drain_all_pages(NULL);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 }
 
@@ -710,6 +911,15 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE_PARAM(fpb_alloc_free_order_test, fpb_order_gen_params),
 	KUNIT_CASE(fpb_split_merge_test),
 	KUNIT_CASE(fpb_pcp_drain_test),
+	KUNIT_CASE(fpb_start_drains_pcp_test),
+	KUNIT_CASE(fpb_isolate_free_page_test),
+#ifdef CONFIG_MEMORY_ISOLATION
+	KUNIT_CASE_PARAM(fpb_isolate_split_test, fpb_isolate_split_gen_params),
+#endif
+#ifdef CONFIG_MEMORY_FAILURE
+	KUNIT_CASE(fpb_take_page_off_buddy_test),
+#endif
+	KUNIT_CASE(fpb_steal_block_test),
 	KUNIT_CASE_PARAM(fpb_weight_matches_free_lists_test, fpb_granule_gen_params),
 	KUNIT_CASE(fpb_verify_detects_wrong_bit_test),
 	KUNIT_CASE_SLOW(fpb_concurrent_churn_test),
