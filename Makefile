@@ -92,8 +92,9 @@ series: setup
 series-check: setup qemu
 	@scripts/series-check.sh
 
-bench-mm: assemble
+bench-mm: assemble qemu
 	@bench/alloc.sh
+	@bench/alloc-insn.sh
 	@bench/hook-disasm.sh
 
 check: setup

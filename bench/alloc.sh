@@ -13,21 +13,8 @@ out=$FPB_REPO/bench/results/alloc-free.md
 raw=$FPB_CACHE/logs/bench-alloc
 mkdir -p "$raw"
 
-build() { # build NAME TREE [--base]: bzImage and module for one kernel
-	local name=$1 tree=$2; shift 2
-	"$FPB_REPO/scripts/kernel.sh" "$@" "$name" "${configs[@]}" -- bzImage modules
-	rm -rf "$KBUILD_DIR/bench-$name" && mkdir -p "$KBUILD_DIR/bench-$name"
-	cp "$FPB_REPO"/bench/alloc/* "$KBUILD_DIR/bench-$name/"
-	make -s -C "$tree" O="$KBUILD_DIR/$name" LOCALVERSION= M="$KBUILD_DIR/bench-$name" modules ||
-		die "bench: building the module for $name failed"
-	"$FPB_REPO/scripts/initramfs.sh" "$KBUILD_DIR/bench-$name.cpio.gz" \
-		"bench=$KBUILD_DIR/bench-$name"
-}
-
-configs=("$FPB_REPO/configs/guest.config")
-build base "$LINUX_BASE_TREE" --base
-configs=("$FPB_REPO/configs/guest.config" "$FPB_REPO/configs/feature.config")
-build guest "$LINUX_TREE"
+. "$FPB_REPO/bench/alloc-kernels.sh"
+build_bench_kernels
 
 for name in base guest; do
 	step "boot $name: $repeats repeats"

@@ -80,7 +80,7 @@ static bool fpb_ready;
  * of order @free_order, is smaller than a granule (its granule is never
  * wholly free).  Hot path, zone->lock held.
  */
-static inline struct free_page_bitmap_zone *
+static __always_inline struct free_page_bitmap_zone *
 fpb_granules(struct zone *zone, unsigned long pfn, unsigned int order,
 	     unsigned int free_order, unsigned long *idx, unsigned long *nr)
 {
@@ -100,11 +100,36 @@ fpb_granules(struct zone *zone, unsigned long pfn, unsigned int order,
 	return fpz;
 }
 
-/* Clear bits of pages that may be written as soon as zone->lock is dropped. */
-static inline void fpb_clear(struct free_page_bitmap_zone *fpz,
-			     unsigned long idx, unsigned long nr)
+/*
+ * Set or clear @nr bits from @idx.  Hot path: a block's bits nearly always
+ * share one word (a block's granules are aligned to their number unless
+ * the zone starts unaligned), so spare the call to __bitmap_set().
+ */
+static __always_inline void fpb_assign(struct free_page_bitmap_zone *fpz,
+				       unsigned long idx, unsigned long nr,
+				       bool set)
 {
-	bitmap_clear(fpz->bits, idx, nr);
+	unsigned long *word = &fpz->bits[BIT_WORD(idx)], mask;
+
+	if (nr >= BITS_PER_LONG || idx % BITS_PER_LONG + nr > BITS_PER_LONG) {
+		if (set)
+			bitmap_set(fpz->bits, idx, nr);
+		else
+			bitmap_clear(fpz->bits, idx, nr);
+		return;
+	}
+	mask = ((1UL << nr) - 1) << (idx % BITS_PER_LONG);
+	if (set)
+		*word |= mask;
+	else
+		*word &= ~mask;
+}
+
+/* Clear bits of pages that may be written as soon as zone->lock is dropped. */
+static __always_inline void fpb_clear(struct free_page_bitmap_zone *fpz,
+				      unsigned long idx, unsigned long nr)
+{
+	fpb_assign(fpz, idx, nr, false);
 	/* The host must see the clear before any store to the pages. */
 	virt_wmb();
 }
@@ -151,7 +176,7 @@ void __free_page_bitmap_free(struct zone *zone, unsigned long pfn,
 
 	fpz = fpb_granules(zone, pfn, order, merged, &idx, &nr);
 	if (fpz)
-		bitmap_set(fpz->bits, idx, nr);
+		fpb_assign(fpz, idx, nr, true);
 }
 
 /* A free block of 2^@order pages at @pfn leaves the free lists whole. */

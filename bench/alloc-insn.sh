@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Instructions per buddy alloc+free, exact: orders 0, 3 and 9 in the
+# unpatched kernel and in ours with tracking off and on (granule orders 0
+# and 9).  QEMU's own instruction-count plugin (tests/tcg/plugins/insn.c
+# of our QEMU tree, built for Debian's QEMU of the same version) reports
+# the instructions a vCPU executed between the benchmark module's
+# markers; the module runs R and then 2R rounds with interrupts off, so
+# the difference is R rounds' instructions alone, whatever boot and timer
+# noise surrounds them.  Every hook runs under zone->lock, so what
+# tracking adds is added under zone->lock.  Writes
+# bench/results/alloc-insn.md.
+#   bench/alloc-insn.sh [REPEATS [ROUNDS]]
+set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../scripts/lib.sh"
+
+repeats=${1:-5} rounds=${2:-4}
+out=$FPB_REPO/bench/results/alloc-insn.md
+raw=$FPB_CACHE/logs/bench-insn
+plugin=$KBUILD_DIR/libinsn.so
+qemu_tree=$FPB_CACHE/qemu
+mkdir -p "$raw"
+
+[ -f "$qemu_tree/tests/tcg/plugins/insn.c" ] || die "bench: no QEMU tree at $qemu_tree (make qemu)"
+step "build QEMU's insn plugin"
+# shellcheck disable=SC2046
+gcc -O2 -shared -fPIC -I"$qemu_tree/include/qemu" $(pkg-config --cflags glib-2.0) \
+	"$qemu_tree/tests/tcg/plugins/insn.c" -o "$plugin" $(pkg-config --libs glib-2.0) ||
+	die "bench: building the insn plugin failed"
+
+. "$FPB_REPO/bench/alloc-kernels.sh"
+build_bench_kernels
+
+for name in base guest; do
+	step "boot $name with the insn plugin"
+	rm -f "$raw/$name.plugin.log"
+	"$FPB_REPO/scripts/boot.sh" --kernel "$KBUILD_DIR/$name/arch/x86/boot/bzImage" \
+		--initrd "$KBUILD_DIR/bench-$name.cpio.gz" --run bench-alloc-insn --mem 2G \
+		--timeout 1800 --append "fpb.repeats=$repeats fpb.rounds=$rounds" --log "$raw/$name.log" \
+		-- -plugin "$plugin,inline=on,match=wbinvd,trace=on" -d plugin \
+		-D "$raw/$name.plugin.log" >/dev/null ||
+		die "bench: the $name guest did not finish (log: $raw/$name.log)"
+	grep '^INSN' "$raw/$name.log"
+done
+
+/usr/bin/python3 - "$raw" > "$raw/table.md" <<'PY'
+import re, statistics, sys
+raw = sys.argv[1]
+hit = re.compile(r"^0x([0-9a-f]+), 'wbinvd *', \d+ hits , cpu (\d+), \d+ match hits, \u0394\+(\d+) since last match")
+cost = {}
+for name in ("base", "guest"):
+    runs = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(f"{raw}/{name}.log") if l.startswith("INSN")]
+    # The module's markers run on vCPU 0, whose lines the log keeps in
+    # order; they are its last three per run: nothing runs wbinvd after boot.
+    hits = [(int(m[1], 16), int(m[2]), int(m[3])) for m in map(hit.match, open(f"{raw}/{name}.plugin.log"))
+            if m and m[2] == "0"]
+    hits = hits[max(0, len(hits) - 3 * len(runs)):]
+    if not runs or len(hits) != 3 * len(runs):
+        sys.exit(f"bench: {name}: {len(runs)} runs but {len(hits)} marker hits")
+    for i, run in enumerate(runs):
+        (a1, c1, _), (a2, c2, d1), (a3, c3, d2) = hits[3 * i:3 * i + 3]
+        ops, ops2 = int(run["ops"]), int(run["ops2"])
+        if not (a1 < a2 < a3 and c1 == c2 == c3 and ops2 == 2 * ops and ops):
+            sys.exit(f"bench: {name}: run {run} has markers {hits[3 * i:3 * i + 3]}")
+        mode = run["mode"] + ("" if run["granule"] == "-" else " g" + run["granule"])
+        cost.setdefault((run["order"], run["blocks"], mode), []).append((d2 - d1) / ops)
+modes = ("unpatched", "off", "on g0", "on g9")
+print("| order | MiB per round | unpatched | off | on, granule 0 | on, granule 9 | off - unpatched | on g0 - off | on g9 - off |")
+print("|---|---|---|---|---|---|---|---|---|")
+for order, blocks in sorted({k[:2] for k in cost}, key=lambda k: (int(k[0]), int(k[1]))):
+    if any((order, blocks, m) not in cost for m in modes):
+        sys.exit(f"bench: order {order}, {blocks} blocks: a mode is missing")
+    v = {m: cost[(order, blocks, m)] for m in modes}
+    u, f, o0, o9 = (statistics.median(v[m]) for m in modes)
+    cell = lambda m: "%.1f [%.1f-%.1f]" % (statistics.median(v[m]), min(v[m]), max(v[m]))
+    mib = (int(blocks) << int(order)) * 4096 >> 20
+    print(f"| {order} | {mib} | {cell('unpatched')} | {cell('off')} | {cell('on g0')} | {cell('on g9')} "
+          f"| {f - u:+.1f} | {o0 - f:+.1f} | {o9 - f:+.1f} |")
+PY
+
+{
+	echo "# Instructions per buddy alloc+free"
+	echo
+	echo "Command: \`bench/alloc-insn.sh $repeats $rounds\` ($(date -u +%Y-%m-%d), $(qemu-system-x86_64 --version | head -1) TCG with QEMU's insn plugin, -smp 2, 2 GiB)."
+	echo "Each cell: median [min-max] of $repeats runs, modes interleaved in one boot per kernel, of the guest instructions per alloc_pages() + __free_pages() pair of the order, on one vCPU with interrupts off, 32 MiB of blocks per round, and 256 MiB at order 0 (more than the per-cpu lists hold): the instructions of 2 x $rounds rounds minus those of $rounds rounds, divided by the blocks of $rounds rounds. Deterministic: no timing is involved. Unpatched is Debian's 6.12.117 with the same config; every hook runs under zone->lock, so the on - off column is all under zone->lock."
+	echo
+	cat "$raw/table.md"
+} > "$out"
+cat "$out"
