@@ -20,7 +20,9 @@ void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
  * The hooks run where a page's freeness changes, not where free lists
  * change: splitting a free block or merging free buddies leaves every bit
  * as it is, so only the granules of the pages handed out or freed are
- * written.  All of them run under zone->lock.
+ * written.  All of them run under zone->lock.  Always inlined, so that
+ * with tracking off each call site is a nop, not a call (-Os would make
+ * them functions).
  */
 
 /**
@@ -34,8 +36,10 @@ void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
  * Must run before the pages can be written: the host reads the bits
  * without the lock.
  */
-static inline void free_page_bitmap_alloc(struct zone *zone, struct page *page,
-					  unsigned int order, unsigned int high)
+static __always_inline void free_page_bitmap_alloc(struct zone *zone,
+						   struct page *page,
+						   unsigned int order,
+						   unsigned int high)
 {
 	/* Hot path: every buddy allocation, under zone->lock */
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
@@ -49,8 +53,10 @@ static inline void free_page_bitmap_alloc(struct zone *zone, struct page *page,
  * @order: order of the freed block
  * @merged: order of the free block it ended in, merged with its buddies
  */
-static inline void free_page_bitmap_free(struct zone *zone, unsigned long pfn,
-					 unsigned int order, unsigned int merged)
+static __always_inline void free_page_bitmap_free(struct zone *zone,
+						  unsigned long pfn,
+						  unsigned int order,
+						  unsigned int merged)
 {
 	/* Hot path: every buddy free, under zone->lock */
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
@@ -67,8 +73,9 @@ static inline void free_page_bitmap_free(struct zone *zone, unsigned long pfn,
  * pageblocks, rather than allocated.  Must run before the block can be
  * written.
  */
-static inline void free_page_bitmap_remove(struct zone *zone, struct page *page,
-					   unsigned int order)
+static __always_inline void free_page_bitmap_remove(struct zone *zone,
+						    struct page *page,
+						    unsigned int order)
 {
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
 		__free_page_bitmap_remove(zone, page_to_pfn(page), order);

@@ -9,13 +9,14 @@
  * loaded, so it can be loaded again at once (busybox's insmod then tries
  * init_module() after finit_module(), so it runs twice).
  *
- * With count=1 it measures instructions, not time: on one CPU with
+ * With count=1 it measures instructions, not time: on CPU 0 with
  * interrupts off, after @rounds rounds of warm-up, it runs @rounds rounds
- * and then 2 * @rounds rounds between three wbinvd instructions, which QEMU's insn plugin reports with
- * the instructions executed since the last one (bench/alloc-insn.sh).  The
- * second count minus the first is exactly the instructions of @rounds
- * rounds: the constant work around the loops cancels out.  It stays
- * loaded then, to run once per insmod; rmmod it before the next.
+ * and then 2 * @rounds rounds between three wbinvd instructions, which
+ * QEMU's insn plugin reports with the instructions executed since the
+ * last one (bench/alloc-insn.sh).  The second count minus the first is
+ * exactly the instructions of @rounds rounds: the constant work around
+ * the loops cancels out.  It stays loaded then, to run once per insmod;
+ * rmmod it before the next.
  */
 #include <linux/completion.h>
 #include <linux/gfp.h>
@@ -41,45 +42,15 @@ struct bench_thread {
 	unsigned long ops;
 };
 
-static int bench_fn(void *arg)
-{
-	struct bench_thread *t = arg;
-	struct page **pages = kvcalloc(blocks, sizeof(*pages), GFP_KERNEL);
-	ktime_t start;
-	int r, i, n;
-
-	if (pages) {
-		start = ktime_get();
-		for (r = 0; r < rounds; r++) {
-			for (n = 0; n < blocks; n++) {
-				pages[n] = alloc_pages(GFP_KERNEL | __GFP_NOWARN, order);
-				if (!pages[n])
-					break;
-			}
-			for (i = 0; i < n; i++)
-				__free_pages(pages[i], order);
-			t->ops += n;
-		}
-		t->ns = ktime_to_ns(ktime_sub(ktime_get(), start));
-		kvfree(pages);
-	}
-	complete(&t->done);
-	return 0;
-}
-
-/* The plugin's marker: TCG makes wbinvd a no-op, and nothing runs it after boot */
-#define insn_mark() asm volatile("wbinvd" ::: "memory")
-
 /* @nr rounds of @blocks allocations, then @blocks frees; blocks handed out */
-static unsigned long count_rounds(struct page **pages, int nr)
+static unsigned long run_rounds(struct page **pages, int nr, gfp_t gfp)
 {
 	unsigned long ops = 0;
 	int r, i, n;
 
 	for (r = 0; r < nr; r++) {
 		for (n = 0; n < blocks; n++) {
-			/* Interrupts are off: no reclaim, no sleep. */
-			pages[n] = alloc_pages(GFP_NOWAIT | __GFP_NOWARN, order);
+			pages[n] = alloc_pages(gfp | __GFP_NOWARN, order);
 			if (!pages[n])
 				break;
 		}
@@ -90,6 +61,28 @@ static unsigned long count_rounds(struct page **pages, int nr)
 	return ops;
 }
 
+static int bench_fn(void *arg)
+{
+	struct bench_thread *t = arg;
+	struct page **pages = kvcalloc(blocks, sizeof(*pages), GFP_KERNEL);
+	ktime_t start;
+
+	if (pages) {
+		start = ktime_get();
+		t->ops = run_rounds(pages, rounds, GFP_KERNEL);
+		t->ns = ktime_to_ns(ktime_sub(ktime_get(), start));
+		kvfree(pages);
+	}
+	complete(&t->done);
+	return 0;
+}
+
+/* The plugin's marker: TCG makes wbinvd a no-op, and nothing runs it after boot */
+static __always_inline void insn_mark(void)
+{
+	asm volatile("wbinvd" ::: "memory");
+}
+
 static int count_fn(void *arg)
 {
 	struct completion *done = arg;
@@ -98,13 +91,14 @@ static int count_fn(void *arg)
 
 	if (!pages)
 		goto out;
+	/* Interrupts off, so no reclaim and no sleep: GFP_NOWAIT. */
 	local_irq_save(flags);
 	/* Per-cpu list sizes adapt: start from the steady state, not from history. */
-	count_rounds(pages, rounds);
+	run_rounds(pages, rounds, GFP_NOWAIT);
 	insn_mark();
-	once = count_rounds(pages, rounds);
+	once = run_rounds(pages, rounds, GFP_NOWAIT);
 	insn_mark();
-	twice = count_rounds(pages, 2 * rounds);
+	twice = run_rounds(pages, 2 * rounds, GFP_NOWAIT);
 	insn_mark();
 	local_irq_restore(flags);
 	kvfree(pages);
