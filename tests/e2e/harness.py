@@ -570,7 +570,8 @@ class KernelView:
     A page is free to the kernel if it lies in a block on a buddy free
     list (the block's head has the buddy page type and an order that
     covers it) or sits on a per-cpu free list (refcount 0 and linked:
-    its list neighbours point back at it).  The bitmap counts per-cpu
+    its list neighbours point back at it), alone or as a later page of a
+    block there (its head linked, every other page of the block blank).  The bitmap counts per-cpu
     pages as allocated by design, so such a page may differ legitimately.
     The layout below (6.12, x86-64, 64-byte aligned struct page) is checked
     on pages whose state is known before any verdict (check_layout()).
@@ -586,6 +587,7 @@ class KernelView:
     PG_RESERVED = 13
     PG_HEAD = 6
     MAX_PAGE_ORDER = 10
+    PCP_ORDERS = (1, 2, 3, 9)  # per-cpu lists above order 0: to COSTLY, THP
 
     def __init__(self, dump, sysmap):
         self.dump = dump
@@ -667,12 +669,28 @@ class KernelView:
         except KeyError:
             return False
 
+    def in_pcp_block(self, pfn):
+        """PFN is a later page of a block on a per-cpu free list.  Only the
+        head is linked and the list, not the struct page, knows the order,
+        so every order the lists hold is tried: the head must be linked and
+        every other page of the block blank (refcount 0, no buddy type).  A
+        page in use in that range would not be blank: the head of its own
+        allocation holds a reference."""
+        for order in self.PCP_ORDERS:
+            head = pfn & ~((1 << order) - 1)
+            if head == pfn or not self.on_pcp_list(head):
+                continue
+            if all(self.page(p)[5] == 0 and self.page(p)[4] >> 24 != self.PGTY_BUDDY
+                   for p in range(head + 1, head + (1 << order))):
+                return True
+        return False
+
     def free_kind(self, pfn):
         """'buddy', 'pcp' or None (in use, or a state we cannot vouch for)."""
         try:
             if self.in_buddy(pfn):
                 return "buddy"
-            if self.on_pcp_list(pfn):
+            if self.on_pcp_list(pfn) or self.in_pcp_block(pfn):
                 return "pcp"
         except KeyError:
             pass
