@@ -77,10 +77,11 @@ for order, blocks in sorted({k[:2] for k in cost}, key=lambda k: (int(k[0]), int
           f"| {f - u:+.1f} | {o0 - f:+.1f} | {o9 - f:+.1f} |")
 PY
 
+qemu_version=$(qemu-system-x86_64 --version)
 {
 	echo "# Instructions per buddy alloc+free"
 	echo
-	echo "Command: \`bench/alloc-insn.sh $repeats $rounds\` ($(date -u +%Y-%m-%d), $(qemu-system-x86_64 --version | head -1) TCG with QEMU's insn plugin, -smp 2, 2 GiB)."
+	echo "Command: \`bench/alloc-insn.sh $repeats $rounds\` ($(date -u +%Y-%m-%d), ${qemu_version%%$'\n'*} TCG with QEMU's insn plugin, -smp 2, 2 GiB)."
 	echo "Each cell: median [min-max] of $repeats runs, modes interleaved in one boot per kernel, of the guest instructions per alloc_pages() + __free_pages() pair of the order, on one vCPU with interrupts off, 32 MiB of blocks per round, and 256 MiB at order 0 (more than the per-cpu lists hold): the instructions of 2 x $rounds rounds minus those of $rounds rounds, divided by the blocks of $rounds rounds. Deterministic: no timing is involved. Unpatched is Debian's 6.12.117 with the same config; every hook runs under zone->lock, so the on - off column is all under zone->lock."
 	echo
 	cat "$raw/table.md"

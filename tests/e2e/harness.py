@@ -680,10 +680,14 @@ class KernelView:
             head = pfn & ~((1 << order) - 1)
             if head == pfn or not self.on_pcp_list(head):
                 continue
-            if all(self.page(p)[5] == 0 and self.page(p)[4] >> 24 != self.PGTY_BUDDY
-                   for p in range(head + 1, head + (1 << order))):
+            if all(self._blank(p) for p in range(head + 1, head + (1 << order))):
                 return True
         return False
+
+    def _blank(self, pfn):
+        """No reference and no buddy type, as a free block's later pages."""
+        _f, _n, _p, _pr, ptype, ref = self.page(pfn)
+        return ref == 0 and ptype >> 24 != self.PGTY_BUDDY
 
     def free_kind(self, pfn):
         """'buddy', 'pcp' or None (in use, or a state we cannot vouch for)."""
