@@ -383,18 +383,18 @@ static void fpb_steal_block_test(struct kunit *test)
 {
 	unsigned long before = fpb_pageblocks_of_type(MIGRATE_UNMOVABLE);
 	unsigned long nr = 0, after_steal = 0, reads_free = 0;
-	const unsigned long max = SZ_256M >> PAGE_SHIFT;
+	/* Up to 256 MiB; after the steal, a few per-cpu batches more. */
+	const unsigned long max = SZ_256M >> PAGE_SHIFT, more = 1024;
 	struct page *page, *next;
 	LIST_HEAD(pages);
 
-	while (nr < max && after_steal < 2 * PAGE_SIZE / sizeof(void *)) {
+	while (nr < max && after_steal < more) {
 		page = alloc_page(GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY);
 		if (!page)
 			break;
 		reads_free += fpb_bit(page_to_pfn(page));
 		list_add(&page->lru, &pages);
 		nr++;
-		/* Go on for a few per-cpu batches after the steal. */
 		if (after_steal || (nr % 64 == 0 &&
 				    fpb_pageblocks_of_type(MIGRATE_UNMOVABLE) > before))
 			after_steal++;
