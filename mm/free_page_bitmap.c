@@ -94,7 +94,7 @@ fpb_granules(struct zone *zone, unsigned long pfn, unsigned int order,
 	/* start_pfn is granule-aligned: this rounds down to the granule. */
 	*idx = (pfn - fpz->start_pfn) >> g;
 	*nr = order > g ? 1UL << (order - g) : 1;
-	/* Spans only grow in memory hotplug, which rebuilds first. */
+	/* Spans only grow in memory hotplug, which grows the bitmap first. */
 	if (WARN_ON_ONCE(*idx + *nr > fpz->nr_bits))
 		return NULL;
 	return fpz;
@@ -238,22 +238,22 @@ static void fpb_set_free(struct free_page_bitmap_set *set)
 }
 
 static int fpb_zone_alloc(struct zone *zone, unsigned int granule_order,
+			  unsigned long start_pfn, unsigned long nr_bits,
 			  struct free_page_bitmap_zone *fpz,
-			  struct free_page_bitmap_range *range,
-			  unsigned long *total_bytes)
+			  struct free_page_bitmap_range *range)
 {
-	unsigned long bytes, i, *pfns;
+	unsigned long bytes = BITS_TO_LONGS(nr_bits) * sizeof(long), i, *pfns;
 
 	fpz->zone = zone;
 	fpz->granule_order = granule_order;
-	free_page_bitmap_span(zone, granule_order, &fpz->start_pfn, &fpz->nr_bits);
-	bytes = BITS_TO_LONGS(fpz->nr_bits) * sizeof(long);
+	fpz->start_pfn = start_pfn;
+	fpz->nr_bits = nr_bits;
 	fpz->bits = vzalloc(bytes);
 	if (!fpz->bits)
 		return -ENOMEM;
 
-	range->start_pfn = fpz->start_pfn;
-	range->nr_bits = fpz->nr_bits;
+	range->start_pfn = start_pfn;
+	range->nr_bits = nr_bits;
 	range->nr_pages = DIV_ROUND_UP(bytes, PAGE_SIZE);
 	pfns = kvmalloc_array(range->nr_pages, sizeof(*pfns), GFP_KERNEL);
 	if (!pfns)
@@ -261,15 +261,14 @@ static int fpb_zone_alloc(struct zone *zone, unsigned int granule_order,
 	for (i = 0; i < range->nr_pages; i++)
 		pfns[i] = vmalloc_to_pfn((char *)fpz->bits + i * PAGE_SIZE);
 	range->pfns = pfns;
-	*total_bytes += bytes;
 	return 0;
 }
 
-/* Allocate zeroed bitmaps for every zone that spans pages. */
-static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
+/* An empty set with room for every zone that spans pages. */
+static struct free_page_bitmap_set *fpb_set_new(unsigned int granule_order)
 {
 	struct free_page_bitmap_set *set;
-	unsigned int nr = 0, i = 0;
+	unsigned int nr = 0;
 	struct zone *zone;
 
 	for_each_zone(zone)
@@ -280,23 +279,44 @@ static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
 		return NULL;
 	set->zones = kcalloc(nr, sizeof(*set->zones), GFP_KERNEL);
 	set->ranges = kcalloc(nr, sizeof(*set->ranges), GFP_KERNEL);
-	if (!set->zones || !set->ranges)
-		goto fail;
-
-	for_each_zone(zone) {
-		if (!free_page_bitmap_tracks_zone(zone))
-			continue;
-		set->layout.nr_ranges = ++i;
-		if (fpb_zone_alloc(zone, granule_order, &set->zones[i - 1],
-				   &set->ranges[i - 1], &set->bytes))
-			goto fail;
+	if (!set->zones || !set->ranges) {
+		fpb_set_free(set);
+		return NULL;
 	}
 	set->layout.granule_order = granule_order;
 	set->layout.ranges = set->ranges;
 	return set;
-fail:
-	fpb_set_free(set);
-	return NULL;
+}
+
+static void fpb_set_add_bytes(struct free_page_bitmap_set *set,
+			      const struct free_page_bitmap_zone *fpz)
+{
+	set->bytes += BITS_TO_LONGS(fpz->nr_bits) * sizeof(long);
+}
+
+/* Allocate zeroed bitmaps for every zone that spans pages. */
+static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
+{
+	struct free_page_bitmap_set *set = fpb_set_new(granule_order);
+	unsigned long start, nr_bits;
+	struct zone *zone;
+	unsigned int i;
+
+	if (!set)
+		return NULL;
+	for_each_zone(zone) {
+		if (!free_page_bitmap_tracks_zone(zone))
+			continue;
+		i = set->layout.nr_ranges++;
+		free_page_bitmap_span(zone, granule_order, &start, &nr_bits);
+		if (fpb_zone_alloc(zone, granule_order, start, nr_bits,
+				   &set->zones[i], &set->ranges[i])) {
+			fpb_set_free(set);
+			return NULL;
+		}
+		fpb_set_add_bytes(set, &set->zones[i]);
+	}
+	return set;
 }
 
 /*
@@ -442,6 +462,20 @@ static void fpb_publish(void)
 		fpb_client->update(fpb_client, &fpb_set->layout);
 }
 
+/* Account a completed build or grow begun at @start, and publish its layout. */
+static void fpb_built(ktime_t start)
+{
+	u64 us = ktime_us_delta(ktime_get(), start);
+
+	free_page_bitmap_stats.rebuild_count++;
+	free_page_bitmap_stats.last_rebuild_us = us;
+	free_page_bitmap_stats.max_rebuild_us =
+		max(free_page_bitmap_stats.max_rebuild_us, us);
+	free_page_bitmap_stats.inactive_reason = NULL;
+	free_page_bitmap_stats.bitmap_bytes = fpb_set->bytes;
+	fpb_publish();
+}
+
 /*
  * Replace the bitmaps (if any) by new ones of @granule_order, built from
  * the buddy free lists while allocations go on: the hooks keep the new
@@ -454,7 +488,6 @@ static int fpb_build(unsigned int granule_order)
 	struct free_page_bitmap_set *set, *old = fpb_set;
 	ktime_t start = ktime_get();
 	unsigned int i;
-	u64 us;
 
 	lockdep_assert_held(&free_page_bitmap_mutex);
 	lockdep_assert_cpus_held();
@@ -478,15 +511,131 @@ static int fpb_build(unsigned int granule_order)
 
 	for (i = 0; i < set->layout.nr_ranges; i++)
 		fpb_sync_zone(&set->zones[i], true);
+	fpb_built(start);
+	return 0;
+}
 
-	us = ktime_us_delta(ktime_get(), start);
-	free_page_bitmap_stats.rebuild_count++;
-	free_page_bitmap_stats.last_rebuild_us = us;
-	free_page_bitmap_stats.max_rebuild_us =
-		max(free_page_bitmap_stats.max_rebuild_us, us);
-	free_page_bitmap_stats.inactive_reason = NULL;
-	free_page_bitmap_stats.bitmap_bytes = set->bytes;
-	fpb_publish();
+/* Whether @zone's span lies within the bitmap @fpz, if there is one. */
+static bool fpb_covers(const struct free_page_bitmap_zone *fpz,
+		       struct zone *zone)
+{
+	unsigned long start, nr_bits;
+	unsigned int g;
+
+	if (!fpz)
+		return false;
+	g = fpz->granule_order;
+	free_page_bitmap_span(zone, g, &start, &nr_bits);
+	return start >= fpz->start_pfn &&
+	       start + (nr_bits << g) <= fpz->start_pfn + (fpz->nr_bits << g);
+}
+
+/*
+ * Under zone->lock: @fpz takes over the bits of @was, whose span it
+ * contains.  The pages it adds hold no free block yet (see fpb_grow()),
+ * so their zero bits are exact.
+ */
+static void fpb_copy_bits(struct free_page_bitmap_zone *fpz,
+			  const struct free_page_bitmap_zone *was)
+{
+	unsigned int g = fpz->granule_order;
+	unsigned long shift = (was->start_pfn - fpz->start_pfn) >> g;
+
+	lockdep_assert_held(&fpz->zone->lock);
+	memcpy(fpz->bits, was->bits, BITS_TO_LONGS(was->nr_bits) * sizeof(long));
+	if (shift)
+		bitmap_shift_left(fpz->bits, fpz->bits, shift, fpz->nr_bits);
+	if (was->exact_end == was->start_pfn + (was->nr_bits << g))
+		fpz->exact_end = fpz->start_pfn + (fpz->nr_bits << g);
+	else
+		fpz->exact_end = was->exact_end;
+}
+
+/* Forget the bitmaps that @set shares with @other: freeing @set keeps them. */
+static void fpb_set_disown(struct free_page_bitmap_set *set,
+			   const struct free_page_bitmap_set *other)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < set->layout.nr_ranges; i++)
+		for (j = 0; j < other->layout.nr_ranges; j++)
+			if (set->zones[i].bits == other->zones[j].bits) {
+				set->zones[i].bits = NULL;
+				set->ranges[i].pfns = NULL;
+			}
+}
+
+/*
+ * Memory about to go online is in its zone's span but not yet on the free
+ * lists, so every bit is still exact: give each zone that outgrew its
+ * bitmap a larger one holding the same bits, and let the other zones keep
+ * theirs.  That costs a copy of the grown zones' bits, where a build walks
+ * every struct page of the guest.  A zone new to tracking is walked: its
+ * span is the new memory.  Nothing changes if the memory cannot be
+ * allocated.
+ */
+static int fpb_grow(void)
+{
+	struct free_page_bitmap_set *set, *old = fpb_set;
+	unsigned int g = old->layout.granule_order, i;
+	ktime_t start = ktime_get();
+	unsigned long pfn, nr_bits, end;
+	struct zone *zone;
+
+	lockdep_assert_held(&free_page_bitmap_mutex);
+	set = fpb_set_new(g);
+	if (!set)
+		return -ENOMEM;
+	/* zone->free_page_bitmap changes only under the mutex, held here. */
+	for_each_zone(zone) {
+		struct free_page_bitmap_zone *was = zone->free_page_bitmap;
+
+		if (!free_page_bitmap_tracks_zone(zone))
+			continue;
+		i = set->layout.nr_ranges++;
+		if (fpb_covers(was, zone)) {
+			set->zones[i] = *was;
+			set->ranges[i] = old->ranges[was - old->zones];
+			fpb_set_add_bytes(set, was);
+			continue;
+		}
+		free_page_bitmap_span(zone, g, &pfn, &nr_bits);
+		if (was) {
+			end = max(pfn + (nr_bits << g),
+				  was->start_pfn + (was->nr_bits << g));
+			pfn = min(pfn, was->start_pfn);
+			nr_bits = (end - pfn) >> g;
+		}
+		if (fpb_zone_alloc(zone, g, pfn, nr_bits, &set->zones[i],
+				   &set->ranges[i])) {
+			fpb_set_disown(set, old);
+			fpb_set_free(set);
+			return -ENOMEM;
+		}
+		fpb_set_add_bytes(set, &set->zones[i]);
+	}
+
+	fpb_invalidate();
+	for (i = 0; i < set->layout.nr_ranges; i++) {
+		struct free_page_bitmap_zone *fpz = &set->zones[i];
+		struct free_page_bitmap_zone *was;
+
+		zone = fpz->zone;
+		was = zone->free_page_bitmap;
+		spin_lock_irq(&zone->lock);
+		if (was && was->bits != fpz->bits)
+			fpb_copy_bits(fpz, was);
+		zone->free_page_bitmap = fpz;
+		spin_unlock_irq(&zone->lock);
+		if (!was)
+			fpb_sync_zone(fpz, true);
+	}
+	/* Zones of offline nodes are in @old only. */
+	fpb_attach(NULL, old);
+	fpb_set = set;
+	fpb_set_disown(old, set);
+	fpb_set_free(old);
+	fpb_built(start);
 	return 0;
 }
 
@@ -652,7 +801,8 @@ unsigned long free_page_bitmap_tracked_pages(void)
 /**
  * free_page_bitmap_verify() - cross-check every bitmap with the free lists
  *
- * Each mismatch is reported with pr_err (ratelimited).
+ * Each mismatch is reported with pr_err (ratelimited).  A zone whose hooks
+ * would write other bits than the published ones counts all its bits.
  *
  * Return: the number of wrong bits, 0 when inactive.
  */
@@ -662,8 +812,18 @@ unsigned long free_page_bitmap_verify(void)
 	unsigned int i;
 
 	free_page_bitmap_lock();
-	for (i = 0; fpb_set && i < fpb_set->layout.nr_ranges; i++)
-		wrong += fpb_sync_zone(&fpb_set->zones[i], false);
+	for (i = 0; fpb_set && i < fpb_set->layout.nr_ranges; i++) {
+		struct free_page_bitmap_zone *fpz = &fpb_set->zones[i];
+
+		/* The hooks must write the bits that are published. */
+		if (fpz->zone->free_page_bitmap != fpz) {
+			pr_err("zone %s is not attached to its published bitmap\n",
+			       fpz->zone->name);
+			wrong += fpz->nr_bits;
+			continue;
+		}
+		wrong += fpb_sync_zone(fpz, false);
+	}
 	free_page_bitmap_unlock();
 	return wrong;
 }
@@ -748,27 +908,18 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_host_request);
 
 static bool fpb_covers_all_zones(void)
 {
-	unsigned long start, nr_bits;
 	struct zone *zone;
 
-	for_each_zone(zone) {
-		struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
-
-		if (!free_page_bitmap_tracks_zone(zone))
-			continue;
-		free_page_bitmap_span(zone, free_page_bitmap_granule_order,
-				      &start, &nr_bits);
-		if (!fpz || start < fpz->start_pfn ||
-		    start + (nr_bits << fpz->granule_order) >
-		    fpz->start_pfn + (fpz->nr_bits << fpz->granule_order))
+	for_each_zone(zone)
+		if (free_page_bitmap_tracks_zone(zone) &&
+		    !fpb_covers(zone->free_page_bitmap, zone))
 			return false;
-	}
 	return true;
 }
 
 /*
  * Memory about to go online has been added to its zone's span but has not
- * reached the free lists yet: rebuild if a span outgrew its bitmap.  A
+ * reached the free lists yet: grow the bitmaps whose zone outgrew them.  A
  * failure stops tracking but never vetoes the hotplug.  Offlined memory
  * leaves the free lists through the hooks, and a bitmap larger than its
  * zone does no harm.
@@ -780,8 +931,7 @@ static int fpb_memory_notifier(struct notifier_block *nb, unsigned long action,
 		return NOTIFY_OK;
 	/* Called inside cpus_read_lock() and mem_hotplug_begin(). */
 	mutex_lock(&free_page_bitmap_mutex);
-	if (fpb_set && !fpb_covers_all_zones() &&
-	    fpb_build(free_page_bitmap_granule_order)) {
+	if (fpb_set && !fpb_covers_all_zones() && fpb_grow()) {
 		pr_warn("no memory for the hotplugged range, tracking stops\n");
 		fpb_teardown("failed: out of memory in memory hotplug");
 	}

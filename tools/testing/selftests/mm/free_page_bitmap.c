@@ -385,53 +385,75 @@ static void test_churn(void)
 			 NR_CHURNERS, sum.wrong, sum.errors);
 }
 
-/* The first offline memory block, in @path; false if there is none. */
+/*
+ * The highest offline memory block, in @path; false if there is none.
+ * Onlining from the top down makes the second block grow its zone
+ * downwards, the harder case: the bits carried over move.
+ */
 static bool find_offline_block(char *path, size_t size)
 {
 	DIR *dir = opendir("/sys/devices/system/memory");
+	char state[32], try[300];
 	struct dirent *d;
-	char state[32];
-	bool found = false;
+	long best = -1, n;
 
-	while (dir && !found && (d = readdir(dir))) {
-		if (strncmp(d->d_name, "memory", 6))
+	while (dir && (d = readdir(dir))) {
+		if (sscanf(d->d_name, "memory%ld", &n) != 1 || n <= best)
 			continue;
-		snprintf(path, size, "/sys/devices/system/memory/%s/state", d->d_name);
-		found = !read_file(path, state, sizeof(state)) && !strcmp(state, "offline");
+		snprintf(try, sizeof(try), "/sys/devices/system/memory/%s/state", d->d_name);
+		if (!read_file(try, state, sizeof(state)) && !strcmp(state, "offline")) {
+			best = n;
+			snprintf(path, size, "%s", try);
+		}
 	}
 	if (dir)
 		closedir(dir);
-	return found;
+	return best >= 0;
 }
 
+#define HOTPLUG_BLOCKS 2
+
 /*
- * Online a memory block into ZONE_MOVABLE (a zone that grows, or is
- * populated for the first time), then offline it again: the bitmaps must
- * be rebuilt before its pages reach the free lists, and stay exact.
+ * Online two memory blocks into ZONE_MOVABLE, then offline them again.
+ * The first populates the zone, whose new bitmap is built; the second,
+ * below it, grows it, and the bits it had are carried over.  Either way the bitmaps
+ * must cover the new pages before they reach the free lists, the other
+ * zones keep theirs, and all stay exact.  Prints what each step cost next
+ * to a full build.
  */
 static void test_hotplug(void)
 {
-	unsigned long rebuilds, tracked;
-	char path[300];
-	int err;
+	unsigned long rebuilds, tracked, build_us;
+	char path[HOTPLUG_BLOCKS][300];
+	int i, err, onlined = 0;
 
-	if (!find_offline_block(path, sizeof(path))) {
-		ksft_test_result_skip("memory hotplug: no offline memory block (%s)\n",
-				      "boot with a DIMM and memhp_default_state=offline");
-		ksft_test_result_skip("memory hotplug: offline\n");
-		return;
-	}
 	must_write("enabled", "always");
-	rebuilds = knob_ul("rebuild_count");
-	tracked = knob_ul("tracked_free_pages");
-	err = write_path(path, "online_movable");
-	ksft_test_result(!err && knob_ul("rebuild_count") > rebuilds && knob_ul("active") == 1 &&
-			 knob_ul("tracked_free_pages") > tracked && verify() == 0,
-			 "memory hotplug: online_movable %s rebuilds, tracks its pages, verify 0 (%s)\n",
-			 path, strerror(err));
-	err = write_path(path, "offline");
-	ksft_test_result(!err && knob_ul("active") == 1 && verify() == 0,
-			 "memory hotplug: offline again, verify 0 (%s)\n", strerror(err));
+	build_us = knob_ul("last_rebuild_us");
+	for (i = 0; i < HOTPLUG_BLOCKS; i++) {
+		if (!find_offline_block(path[i], sizeof(path[i]))) {
+			ksft_test_result_skip("memory hotplug: no offline memory block for step %d (%s)\n",
+					      i + 1, "boot with a 2-block DIMM and memhp_default_state=offline");
+			continue;
+		}
+		rebuilds = knob_ul("rebuild_count");
+		tracked = knob_ul("tracked_free_pages");
+		err = write_path(path[i], "online_movable");
+		onlined += !err;
+		ksft_test_result(!err && knob_ul("rebuild_count") > rebuilds &&
+				 knob_ul("active") == 1 &&
+				 knob_ul("tracked_free_pages") > tracked && verify() == 0,
+				 "memory hotplug: online_movable %s %s the bitmaps, tracks its pages, verify 0 (%s)\n",
+				 path[i], i ? "grows (downwards)" : "adds a zone to", strerror(err));
+		ksft_print_msg("memory hotplug: step %d took %lu us, a full build %lu us\n",
+			       i + 1, knob_ul("last_rebuild_us"), build_us);
+	}
+	for (i = onlined - 1, err = 0; i >= 0; i--)
+		err = err ?: write_path(path[i], "offline");
+	if (!onlined)
+		ksft_test_result_skip("memory hotplug: offline (nothing onlined)\n");
+	else
+		ksft_test_result(!err && knob_ul("active") == 1 && verify() == 0,
+				 "memory hotplug: offline again, verify 0 (%s)\n", strerror(err));
 	must_write("enabled", "never");
 }
 
@@ -789,7 +811,7 @@ int main(void)
 	mode[strcspn(mode, "]")] = '\0';
 	snprintf(granule, sizeof(granule), "%s", knob("granule_order"));
 
-	ksft_set_plan(ARRAY_SIZE(write_cases) + 15);
+	ksft_set_plan(ARRAY_SIZE(write_cases) + 14 + HOTPLUG_BLOCKS);
 	test_writes();
 	test_state();
 	test_churn();
