@@ -3,7 +3,8 @@
 # patches/linux/manifest says: `git format-patch --cover-letter --base`
 # output in $FPB_CACHE/series/.  The series is built commit by commit in a
 # worktree at $FPB_CACHE/series-tree, must use every patch and every file
-# of ours exactly once, and must end at the assembled tree.
+# of ours exactly once, and must end at the assembled tree.  The virtio
+# spec proposal for the feature goes to $FPB_CACHE/series/virtio-spec/.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -105,3 +106,8 @@ letter = letter.replace("*** BLURB HERE ***", body.strip())
 open(cover, "w").write(letter)
 PY
 echo "series: $(ls "$out" | grep -vc cover-letter) patches and a cover letter in $out"
+
+# The virtio spec proposal (virtio-spec/README.md), beside the series.
+mkdir -p "$out/virtio-spec"
+cp -p "$FPB_REPO"/virtio-spec/*.patch "$out/virtio-spec/"
+echo "series: the virtio spec proposal in $out/virtio-spec"
