@@ -95,15 +95,16 @@ fpb_granules(struct zone *zone, unsigned long pfn, unsigned int order,
 	*idx = (pfn - fpz->start_pfn) >> g;
 	*nr = order > g ? 1UL << (order - g) : 1;
 	/* Spans only grow in memory hotplug, which grows the bitmap first. */
-	if (WARN_ON_ONCE(*idx + *nr > fpz->nr_bits))
+	if (IS_ENABLED(CONFIG_DEBUG_VM) && WARN_ON_ONCE(*idx + *nr > fpz->nr_bits))
 		return NULL;
 	return fpz;
 }
 
 /*
- * Set or clear @nr bits from @idx.  Hot path: a block's bits nearly always
- * share one word (a block's granules are aligned to their number unless
- * the zone starts unaligned), so spare the call to __bitmap_set().
+ * Set or clear @nr bits from @idx.  Hot path: most blocks are one granule
+ * or less (one bit), and a larger block's bits nearly always share one
+ * word (a block's granules are aligned to their number unless the zone
+ * starts unaligned), so spare the call to __bitmap_set().
  */
 static __always_inline void fpb_assign(struct free_page_bitmap_zone *fpz,
 				       unsigned long idx, unsigned long nr,
@@ -111,6 +112,13 @@ static __always_inline void fpb_assign(struct free_page_bitmap_zone *fpz,
 {
 	unsigned long *word = &fpz->bits[BIT_WORD(idx)], mask;
 
+	if (nr == 1) {
+		if (set)
+			__set_bit(idx, fpz->bits);
+		else
+			__clear_bit(idx, fpz->bits);
+		return;
+	}
 	if (nr >= BITS_PER_LONG || idx % BITS_PER_LONG + nr > BITS_PER_LONG) {
 		if (set)
 			bitmap_set(fpz->bits, idx, nr);
