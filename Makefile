@@ -29,7 +29,7 @@ SELFTESTS := free_page_bitmap madv_populate
 CHECKS := lint kunit boot selftest series-check
 
 .PHONY: help setup assemble refresh kernel boot kunit selftest lint series \
-	series-check bench-mm check demo clean distclean
+	series-check bench-mm bench-pf check demo clean distclean
 
 help:
 	@echo "make demo       the main job (build, migrate with and without the bitmap)"
@@ -45,6 +45,7 @@ help:
 	@echo "make series     export the upstream series to $(FPB_CACHE)/series"
 	@echo "make series-check  the series' gates: applies, checkpatch, builds at every patch"
 	@echo "make bench-mm   allocator cost (off/on/unpatched) and the hook disassembly"
+	@echo "make bench-pf   page_fault1/2: tracking on and free page reporting vs off"
 	@echo "make clean      remove the build directories (keeps sources, ccache)"
 	@echo "make distclean  remove $(FPB_CACHE) entirely"
 
@@ -96,6 +97,10 @@ bench-mm: assemble qemu
 	@bench/alloc.sh
 	@bench/alloc-insn.sh
 	@bench/hook-disasm.sh
+	@$(MAKE) --no-print-directory bench-pf
+
+bench-pf: kernel qemu
+	@bench/page-fault.sh
 
 check: setup
 	@scripts/check.sh $(CHECKS)

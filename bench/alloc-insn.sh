@@ -16,17 +16,9 @@ set -euo pipefail
 repeats=${1:-5} rounds=${2:-4}
 out=$FPB_REPO/bench/results/alloc-insn.md
 raw=$FPB_CACHE/logs/bench-insn
-plugin=$KBUILD_DIR/libinsn.so
-qemu_tree=$FPB_CACHE/qemu
 mkdir -p "$raw"
-
-[ -f "$qemu_tree/tests/tcg/plugins/insn.c" ] || die "bench: no QEMU tree at $qemu_tree (make qemu)"
-step "build QEMU's insn plugin"
-# shellcheck disable=SC2046
-gcc -O2 -shared -fPIC -I"$qemu_tree/include/qemu" $(pkg-config --cflags glib-2.0) \
-	"$qemu_tree/tests/tcg/plugins/insn.c" -o "$plugin" $(pkg-config --libs glib-2.0) ||
-	die "bench: building the insn plugin failed"
-
+. "$FPB_REPO/bench/insn-plugin.sh"
+build_insn_plugin
 . "$FPB_REPO/bench/alloc-kernels.sh"
 build_bench_kernels
 

@@ -412,6 +412,7 @@ static bool find_offline_block(char *path, size_t size)
 }
 
 #define HOTPLUG_BLOCKS 2
+#define HOTPLUG_HOW "boot with a 2-block DIMM and memhp_default_state=offline"
 
 /*
  * Online two memory blocks into ZONE_MOVABLE, then offline them again.
@@ -431,8 +432,8 @@ static void test_hotplug(void)
 	build_us = knob_ul("last_rebuild_us");
 	for (i = 0; i < HOTPLUG_BLOCKS; i++) {
 		if (!find_offline_block(path[i], sizeof(path[i]))) {
-			ksft_test_result_skip("memory hotplug: no offline memory block for step %d (%s)\n",
-					      i + 1, "boot with a 2-block DIMM and memhp_default_state=offline");
+			ksft_test_result_skip("memory hotplug: no offline block for step %d (%s)\n",
+					      i + 1, HOTPLUG_HOW);
 			continue;
 		}
 		rebuilds = knob_ul("rebuild_count");
@@ -443,7 +444,8 @@ static void test_hotplug(void)
 				 knob_ul("active") == 1 &&
 				 knob_ul("tracked_free_pages") > tracked && verify() == 0,
 				 "memory hotplug: online_movable %s %s the bitmaps, tracks its pages, verify 0 (%s)\n",
-				 path[i], i ? "grows (downwards)" : "adds a zone to", strerror(err));
+				 path[i], i ? "grows (downwards)" : "adds a zone to",
+				 strerror(err));
 		ksft_print_msg("memory hotplug: step %d took %lu us, a full build %lu us\n",
 			       i + 1, knob_ul("last_rebuild_us"), build_us);
 	}
