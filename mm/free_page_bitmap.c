@@ -245,12 +245,24 @@ static void fpb_set_free(struct free_page_bitmap_set *set)
 	kfree(set);
 }
 
+/* Bytes of a bitmap of @nr_bits, in whole words as the bitops write them */
+static unsigned long fpb_bytes(unsigned long nr_bits)
+{
+	return BITS_TO_LONGS(nr_bits) * sizeof(long);
+}
+
+/* The first page frame after the pages @fpz covers */
+static unsigned long fpb_end_pfn(const struct free_page_bitmap_zone *fpz)
+{
+	return fpz->start_pfn + (fpz->nr_bits << fpz->granule_order);
+}
+
 static int fpb_zone_alloc(struct zone *zone, unsigned int granule_order,
 			  unsigned long start_pfn, unsigned long nr_bits,
 			  struct free_page_bitmap_zone *fpz,
 			  struct free_page_bitmap_range *range)
 {
-	unsigned long bytes = BITS_TO_LONGS(nr_bits) * sizeof(long), i, *pfns;
+	unsigned long bytes = fpb_bytes(nr_bits), i, *pfns;
 
 	fpz->zone = zone;
 	fpz->granule_order = granule_order;
@@ -299,7 +311,7 @@ static struct free_page_bitmap_set *fpb_set_new(unsigned int granule_order)
 static void fpb_set_add_bytes(struct free_page_bitmap_set *set,
 			      const struct free_page_bitmap_zone *fpz)
 {
-	set->bytes += BITS_TO_LONGS(fpz->nr_bits) * sizeof(long);
+	set->bytes += fpb_bytes(fpz->nr_bits);
 }
 
 /* Allocate zeroed bitmaps for every zone that spans pages. */
@@ -412,7 +424,7 @@ static DECLARE_BITMAP(fpb_expect, MAX_ORDER_NR_PAGES);
 static unsigned long fpb_sync_zone(struct free_page_bitmap_zone *fpz, bool fix)
 {
 	unsigned int g = fpz->granule_order;
-	unsigned long end = fpz->start_pfn + (fpz->nr_bits << g);
+	unsigned long end = fpb_end_pfn(fpz);
 	struct zone *zone = fpz->zone;
 	unsigned long chunk, pfn, wrong = 0;
 
@@ -535,7 +547,7 @@ static bool fpb_covers(const struct free_page_bitmap_zone *fpz,
 	g = fpz->granule_order;
 	free_page_bitmap_span(zone, g, &start, &nr_bits);
 	return start >= fpz->start_pfn &&
-	       start + (nr_bits << g) <= fpz->start_pfn + (fpz->nr_bits << g);
+	       start + (nr_bits << g) <= fpb_end_pfn(fpz);
 }
 
 /*
@@ -550,11 +562,11 @@ static void fpb_copy_bits(struct free_page_bitmap_zone *fpz,
 	unsigned long shift = (was->start_pfn - fpz->start_pfn) >> g;
 
 	lockdep_assert_held(&fpz->zone->lock);
-	memcpy(fpz->bits, was->bits, BITS_TO_LONGS(was->nr_bits) * sizeof(long));
+	memcpy(fpz->bits, was->bits, fpb_bytes(was->nr_bits));
 	if (shift)
 		bitmap_shift_left(fpz->bits, fpz->bits, shift, fpz->nr_bits);
-	if (was->exact_end == was->start_pfn + (was->nr_bits << g))
-		fpz->exact_end = fpz->start_pfn + (fpz->nr_bits << g);
+	if (was->exact_end == fpb_end_pfn(was))
+		fpz->exact_end = fpb_end_pfn(fpz);
 	else
 		fpz->exact_end = was->exact_end;
 }
@@ -609,8 +621,7 @@ static int fpb_grow(void)
 		}
 		free_page_bitmap_span(zone, g, &pfn, &nr_bits);
 		if (was) {
-			end = max(pfn + (nr_bits << g),
-				  was->start_pfn + (was->nr_bits << g));
+			end = max(pfn + (nr_bits << g), fpb_end_pfn(was));
 			pfn = min(pfn, was->start_pfn);
 			nr_bits = (end - pfn) >> g;
 		}
