@@ -72,7 +72,8 @@ kunit: assemble
 	@scripts/kunit.sh $(KUNIT_CONFIGS) $(addprefix --boot ,$(KUNIT_BOOTS))
 
 # The selftests run on our QEMU, whose balloon offers the bitmap, with a
-# cold-plugged DIMM left offline for the hotplug cases.
+# cold-plugged DIMM left offline for the hotplug cases.  3 GiB puts 1 GiB
+# above 4 GiB, so two zones (DMA32, Normal) are published as two ranges.
 selftest: kernel qemu
 	@scripts/selftests.sh $(SELFTESTS_OUT) $(SELFTESTS)
 	@$(MAKE) --no-print-directory $(FPB_CACHE)/initramfs-selftest.cpio.gz
@@ -80,7 +81,7 @@ selftest: kernel qemu
 		--initrd $(FPB_CACHE)/initramfs-selftest.cpio.gz \
 		--run selftests --timeout 600 --log $(FPB_CACHE)/logs/selftest-console.log \
 		--balloon ,free-page-bitmap=on \
-		--mem 1G,slots=2,maxmem=2G --append memhp_default_state=offline \
+		--mem 3G,slots=2,maxmem=4G --append memhp_default_state=offline \
 		-- $(OUR_QEMU_FIRMWARE) \
 		-object memory-backend-ram,id=dimm0,size=256M -device pc-dimm,id=dimm0,memdev=dimm0
 

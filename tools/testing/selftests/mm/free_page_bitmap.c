@@ -522,48 +522,50 @@ struct snapshot {
 	size_t len, size;
 };
 
-/* Read all of @path into @snap (NUL-terminated), growing its buffer: 0 or -errno */
-static int snapshot_read(const char *path, struct snapshot *snap)
+/*
+ * Read all of the open file @fd from its start into @snap (NUL-terminated),
+ * growing the buffer: 0 or -errno.  The file stays open, so the kernel
+ * keeps its seq_file buffer: a read of a debugfs file allocates and frees
+ * that buffer, and with it changes the very bits being compared.
+ */
+static int snapshot_read(int fd, struct snapshot *snap)
 {
-	int fd = open(path, O_RDONLY), err = 0;
 	ssize_t r;
 
-	if (fd < 0)
-		return -errno;
 	snap->len = 0;
+	if (lseek(fd, 0, SEEK_SET))
+		return -errno;
 	for (;;) {
 		if (snap->len + 1 >= snap->size) {
 			size_t size = snap->size ? 2 * snap->size : 1 << 16;
 			char *data = realloc(snap->data, size);
 
-			if (!data) {
-				err = -ENOMEM;
-				break;
-			}
+			if (!data)
+				return -ENOMEM;
 			snap->data = data;
 			snap->size = size;
 		}
 		r = read(fd, snap->data + snap->len, snap->size - snap->len - 1);
 		if (r < 0)
-			err = -errno;
-		if (r <= 0)
+			return -errno;
+		if (!r)
 			break;
 		snap->len += r;
 	}
-	close(fd);
-	if (snap->data)
-		snap->data[snap->len] = '\0';
-	return err;
+	snap->data[snap->len] = '\0';
+	return 0;
 }
 
 /* The core's bitmap of one zone, read before and after the published one */
 struct zone_snapshots {
 	char path[300];
+	int fd;
 	struct snapshot before, after;
 };
 
 static struct zone_snapshots zone_snaps[MAX_ZONES];
 static struct snapshot published;
+static int published_fd;
 
 /* One comparison of the published bitmaps with the core's */
 struct compare_result {
@@ -581,8 +583,11 @@ struct compare_result {
 	unsigned char wrong_pub, wrong_before, wrong_after;
 };
 
-/* The zone files of the core's debugfs directory, in zone_snaps[]: how many */
-static unsigned int list_zones(void)
+/*
+ * Open the zone files of the core's debugfs directory into zone_snaps[]
+ * (a failed open reads as an error): how many there are
+ */
+static unsigned int open_zones(void)
 {
 	DIR *dir = opendir(FPB_ZONES);
 	unsigned int nr = 0;
@@ -593,6 +598,7 @@ static unsigned int list_zones(void)
 			continue;
 		snprintf(zone_snaps[nr].path, sizeof(zone_snaps[nr].path), FPB_ZONES "%s",
 			 de->d_name);
+		zone_snaps[nr].fd = open(zone_snaps[nr].path, O_RDONLY);
 		nr++;
 	}
 	if (dir)
@@ -622,10 +628,10 @@ static void compare_once(unsigned int nr_zones, struct compare_result *res)
 
 	memset(res, 0, sizeof(*res));
 	for (z = 0; z < nr_zones; z++)
-		res->errors += !!snapshot_read(zone_snaps[z].path, &zone_snaps[z].before);
-	res->errors += !!snapshot_read(VB_FPB_DIR "bitmaps", &published);
+		res->errors += !!snapshot_read(zone_snaps[z].fd, &zone_snaps[z].before);
+	res->errors += !!snapshot_read(published_fd, &published);
 	for (z = 0; z < nr_zones; z++)
-		res->errors += !!snapshot_read(zone_snaps[z].path, &zone_snaps[z].after);
+		res->errors += !!snapshot_read(zone_snaps[z].fd, &zone_snaps[z].after);
 	if (res->errors)
 		return;
 
@@ -681,11 +687,12 @@ static void compare_once(unsigned int nr_zones, struct compare_result *res)
  */
 static bool published_matches_core(unsigned int *nr_ranges)
 {
-	unsigned int nr_zones = list_zones();
+	unsigned int nr_zones = open_zones(), z;
 	struct compare_result res;
 	int tries;
 
-	/* Sizes and faults in every buffer: the compared reads allocate nothing of ours */
+	published_fd = open(VB_FPB_DIR "bitmaps", O_RDONLY);
+	/* Sizes every buffer, the kernel's too: the compared reads allocate nothing */
 	compare_once(nr_zones, &res);
 	for (tries = 1; tries <= COMPARE_TRIES; tries++) {
 		compare_once(nr_zones, &res);
@@ -698,6 +705,9 @@ static bool published_matches_core(unsigned int *nr_ranges)
 		if (res.errors || (!res.unmatched && !res.wrong))
 			break;
 	}
+	for (z = 0; z < nr_zones; z++)
+		close(zone_snaps[z].fd);
+	close(published_fd);
 	*nr_ranges = res.ranges;
 	return !res.errors && !res.unmatched && !res.wrong && res.ranges > 0;
 }
@@ -709,7 +719,7 @@ static bool published_matches_core(unsigned int *nr_ranges)
 static bool rebind_balloon(void)
 {
 	const char *drv = "/sys/bus/virtio/drivers/virtio_balloon/";
-	char dev[64] = "", *layout;
+	char dev[sizeof(((struct dirent *)0)->d_name)] = "", *layout;
 	struct dirent *de;
 	bool ok, gone;
 	DIR *dir;
