@@ -82,7 +82,6 @@ int main(int argc, char **argv)
         unsigned long *bmap = malloc(pages / 8);
         FpbLimits limits = {
             .target_page_bits = 12,
-            .ram_bytes = ram,
             .max_gpa = high ? 4 * GIB + high : ram,
         };
         double t[5], first, t0;

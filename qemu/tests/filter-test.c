@@ -81,7 +81,6 @@ static void guest_init(FakeGuest *g)
 
 static const FpbLimits limits = {
     .target_page_bits = TP_BITS,
-    .ram_bytes = BLOCK_SIZE,
     .max_gpa = HIGH_GPA + BLOCK_SIZE - LOW_SIZE,
 };
 
@@ -99,6 +98,20 @@ static void guest_standard(FakeGuest *g, unsigned page_shift,
 
     guest_init(g);
     fg_build(g, page_shift, order, 0, LAYOUT_SIZE, 2, start, bits);
+}
+
+/*
+ * The layout Linux publishes for that RAM: a zone's span runs from its
+ * first to its last page, so ZONE_DMA32 takes the PCI hole in, and the
+ * bits outnumber the guest's pages many times over.
+ */
+static void guest_linux_spans(FakeGuest *g)
+{
+    uint64_t start[2] = { 0, HIGH_GPA >> 12 };
+    uint64_t bits[2] = { HIGH_GPA >> 12, (BLOCK_SIZE - LOW_SIZE) >> 12 };
+
+    guest_init(g);
+    fg_build(g, 12, 0, 0, LAYOUT_SIZE, 2, start, bits);
 }
 
 /* The windows of the block chunk [first, first + n) pages. */
@@ -176,6 +189,13 @@ static void test_validator(void)
     st = fpb_layout_load(&l, &limits, &ops, &g, g.header_gpa, &reason);
     check(st == FPB_OK, "validator accepts 16 KiB guest pages, order-2 granules");
     fpb_layout_reset(&l);
+
+    guest_linux_spans(&g);
+    st = fpb_layout_load(&l, &limits, &ops, &g, g.header_gpa, &reason);
+    check(st == FPB_OK && l.total_bits > 2 * BLOCK_PAGES,
+          "validator accepts a low zone spanning the PCI hole, as Linux's "
+          "ZONE_DMA32 does with RAM above 4 GiB (%s)", st == FPB_OK ? "ok" : reason);
+    fpb_layout_reset(&l);
 }
 
 typedef void (*Mutation)(FakeGuest *g);
@@ -223,13 +243,12 @@ static void m_bitmap_straddle(FakeGuest *g)
 }
 static void m_too_many_bits(FakeGuest *g)
 {
-    /* every range covers everything, 4 times over */
-    HDR(g)->nr_ranges = 2;
-    RNG(g, 0)->nr_bits = 2 * BLOCK_PAGES;
-    RNG(g, 0)->nr_table_entries = 1;
-    RNG(g, 1)->start_pfn = 0;
-    RNG(g, 1)->nr_bits = 2 * BLOCK_PAGES + 8 * FPB_MAX_RANGES;
-    RNG(g, 1)->nr_table_entries = 1;
+    /* three ranges, each over all of guest-physical space */
+    uint64_t pfns = (limits.max_gpa >> 12) + 1;
+    uint64_t start[3] = { 0, 0, 0 }, bits[3] = { pfns, pfns, pfns };
+
+    guest_init(g);
+    fg_build(g, 12, 0, 0, LAYOUT_SIZE, 3, start, bits);
 }
 
 static void test_rejects(void)
@@ -260,7 +279,7 @@ static void test_rejects(void)
         { "bitmap page in the PCI hole", m_bitmap_hole, "bitmap page" },
         { "bitmap page just past the end of low RAM", m_bitmap_straddle,
           "bitmap page" },
-        { "more bits than twice the guest's pages", m_too_many_bits,
+        { "more bits than twice guest-physical space", m_too_many_bits,
           "more bits" },
     };
     FakeGuest g;

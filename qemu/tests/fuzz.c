@@ -20,7 +20,6 @@ static uint8_t lo[LO_SIZE], hi[HI_SIZE];
 
 static const FpbLimits limits = {
     .target_page_bits = 12,
-    .ram_bytes = LO_SIZE + HI_SIZE,
     .max_gpa = HI_GPA + HI_SIZE,
 };
 

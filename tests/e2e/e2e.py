@@ -172,6 +172,27 @@ class Ours(Scenario):
     target_ratio = 1.25
 
 
+FOUR_GIB_PFN = (4 << 30) // 4096
+
+
+class TwoZones(Ours):
+    name = "two-zones"
+    desc = ("256 MiB below 4 GiB, 256 MiB above: two zones, two ranges, each read "
+            "through its own table; oracle, skipped > 0")
+    extra = ("-machine", "max-ram-below-4g=256M")
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        high = [start for start, _ in res["ranges"] if start >= FOUR_GIB_PFN]
+        if len(res["ranges"]) < 2 or not high:
+            raise Failure(f"hop {hop}: ranges {res['ranges']}: none above 4 GiB")
+        skipped_high = sum(p >= FOUR_GIB_PFN for p in res["differ_free_pfns"])
+        if not skipped_high:
+            raise Failure(f"hop {hop}: no page above 4 GiB was left out")
+        self.notes.append(f"{len(res['ranges'])} ranges; {skipped_high} pages above 4 GiB "
+                          "left out with stale content")
+
+
 class Baseline(Scenario):
     name = "baseline"
     desc = "churn+verify without the feature: completes, oracle identical"
@@ -496,7 +517,7 @@ class KvmMultifd(KvmOrder, Multifd):
     shift = 6
 
 
-SCENARIOS = [Ours, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
+SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
              Postcopy, Multifd, InitOnFree, OracleCatches, KvmBaseline, KvmOurs,
              KvmOursShift6, KvmPingPong, KvmGranule, KvmMultifd]
 
