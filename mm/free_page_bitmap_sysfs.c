@@ -205,7 +205,8 @@ subsys_initcall(fpb_sysfs_init);
  * /sys/kernel/debug/free_page_bitmap/
  *   verify          reading it checks every bitmap against the free lists
  *                   and returns the number of wrong bits (details in dmesg)
- *   zones/NODE-ZONE the raw bitmap of one zone: a header line, then bytes
+ *   zones/NODE-ZONE the raw bitmap of one zone of a possible node: a header
+ *                   line, then bytes; empty while the zone has no bitmap
  */
 static int fpb_verify_show(struct seq_file *m, void *v)
 {
@@ -237,12 +238,22 @@ static int __init fpb_debugfs_init(void)
 	struct dentry *zones = debugfs_create_dir("zones", dir);
 	struct zone *zone;
 	char name[32];
+	int nid;
 
 	debugfs_create_file("verify", 0400, dir, NULL, &fpb_verify_fops);
-	for_each_zone(zone) {
-		snprintf(name, sizeof(name), "node%d-%s", zone_to_nid(zone),
-			 zone->name);
-		debugfs_create_file(name, 0400, zones, zone, &fpb_zone_fops);
+	/*
+	 * Every possible node, not only the online ones (for_each_zone()):
+	 * a node without memory at boot has its pgdat from free_area_init()
+	 * on, and keeps it when memory hotplug brings it online later.
+	 */
+	for_each_node(nid) {
+		struct pglist_data *pgdat = NODE_DATA(nid);
+
+		for (zone = pgdat->node_zones;
+		     zone < pgdat->node_zones + MAX_NR_ZONES; zone++) {
+			snprintf(name, sizeof(name), "node%d-%s", nid, zone->name);
+			debugfs_create_file(name, 0400, zones, zone, &fpb_zone_fops);
+		}
 	}
 	return 0;
 }
