@@ -30,6 +30,7 @@ from harness import (CACHE, INITRD, MIB, SYSMAP, STOCK_QEMU,  # noqa: E402
 
 RUN = os.path.join(CACHE, "e2e/run")
 SYSFS = "/sys/kernel/mm/free_page_bitmap"
+FPB_DEBUGFS = "/sys/kernel/debug/free_page_bitmap"
 
 # Workloads of the 512 MiB test guests, ~150 MiB in use: churn writes
 # ~64 MiB/s, 4 MiB chunks freed 8 at a time, and rewrites 1/8 of that in a
@@ -361,6 +362,89 @@ class Dimm(Scenario):
             self.notes.append(f"hop {hop}: {on_dimm} pages of the DIMM skipped")
 
 
+NODE1_DIMM = ("-object", "memory-backend-ram,id=mem1,size=256M",
+              "-device", "pc-dimm,id=dimm1,memdev=mem1,node=1")
+
+
+class NumaNode(Dimm):
+    name = "numa-node"
+    desc = ("memory-only NUMA node: its DIMM added, removed (node offline, bitmaps rebuilt) "
+            "and added again while tracking is on; verify 0 each step, oracle")
+    known_issue = None
+    # Node 1 has no boot memory and no CPU: SRAT gives it the hotplug
+    # area, so it comes online with its DIMM and goes offline without it.
+    # slab_debug=P poisons the freed bitmap set, so a zone left pointing
+    # into it faults at the next hotplug instead of writing freed memory.
+    numa = ("-object", "memory-backend-ram,id=ram0,size=512M",
+            "-numa", "node,nodeid=0,cpus=0-1,memdev=ram0", "-numa", "node,nodeid=1")
+    append = "slab_debug=P"
+    # Dimm's fill needs the DIMM in node 0's ZONE_NORMAL; this one is movable.
+    workloads = Scenario.workloads
+
+    def __init__(self, mode=None):
+        super().__init__(mode)
+        self.extra = self.numa + self.src_trace
+        self.dst_extra = NODE1_DIMM
+
+    def node_online(self, src):
+        return "1" in src.sh("cat /sys/devices/system/node/online")[1].replace("0-1", "0,1")
+
+    def verify(self, src, when):
+        wrong = src.sh(f"cat {FPB_DEBUGFS}/verify")[1].strip()
+        if wrong != "0":
+            raise Failure(f"verify {wrong} {when}")
+        if src.sysfs("active") != "1":
+            raise Failure(f"tracking stopped {when}: {src.sysfs('inactive_reason')}")
+        return src.sh(f"cat {SYSFS}/bitmap_bytes")[1].strip()
+
+    def plug(self, src, first):
+        if first:
+            src.qmp.cmd("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
+                                       "size": 256 * MIB})
+        src.qmp.cmd("device_add", {"driver": "pc-dimm", "id": "dimm1", "memdev": "mem1",
+                                   "node": 1})
+        blocks = "/sys/devices/system/node/node1/memory*/state"
+        deadline = time.monotonic() + scaled(30)
+        while src.sh(f"cat {blocks} 2>/dev/null | grep -c offline", check=False)[1].strip() \
+                in ("", "0"):
+            if time.monotonic() > deadline:
+                raise Failure("the DIMM never showed up as offline blocks of node 1")
+            time.sleep(0.5)
+        # movable, so that the eject can offline them again
+        src.sh(f"for f in {blocks}; do echo online_movable > $f; done")
+        if not self.node_online(src):
+            raise Failure("node 1 is not online with its DIMM")
+
+    def unplug(self, src):
+        src.qmp.cmd("device_del", {"id": "dimm1"})
+        deadline = time.monotonic() + scaled(60)
+        while self.node_online(src) or src.qmp.cmd("query-memory-devices"):
+            if time.monotonic() > deadline:
+                raise Failure("node 1 still online, or the DIMM still there, 60 s after "
+                              "device_del")
+            time.sleep(0.5)
+
+    def before(self, src):
+        if self.node_online(src):
+            raise Failure("node 1 is online before its DIMM is added")
+        src.sh(f"echo always > {SYSFS}/enabled")
+        self.plug(src, True)
+        steps = [f"added: {self.verify(src, 'after the add')}"]
+        self.unplug(src)
+        steps.append(f"removed, node 1 offline: {self.verify(src, 'after the removal')}")
+        # Rebuilds while the node is offline: its zones are in the old set only.
+        src.sh(f"echo 3 > {SYSFS}/granule_order && echo 0 > {SYSFS}/granule_order")
+        steps.append(f"rebuilt twice: {self.verify(src, 'after the rebuilds')}")
+        self.plug(src, False)
+        steps.append(f"added again: {self.verify(src, 'after the second add')}")
+        # A node that came online after boot has its debugfs zone files too.
+        zone = src.sh(f"head -1 {FPB_DEBUGFS}/zones/node1-Movable", check=False)[1]
+        if not zone.startswith("start_pfn"):
+            raise Failure(f"no bitmap in debugfs for node 1's ZONE_MOVABLE: {zone!r}")
+        steps.append(f"zones/node1-Movable: {zone}")
+        self.notes.append("node 1's DIMM (bitmap bytes, verify 0 each time) " + "; ".join(steps))
+
+
 class Postcopy(Scenario):
     name = "postcopy"
     desc = "postcopy enabled: no filtering (0 skipped), no hang, destination workloads pass"
@@ -518,7 +602,7 @@ class KvmMultifd(KvmOrder, Multifd):
 
 
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
-             Postcopy, Multifd, InitOnFree, OracleCatches, KvmBaseline, KvmOurs,
+             NumaNode, Postcopy, Multifd, InitOnFree, OracleCatches, KvmBaseline, KvmOurs,
              KvmOursShift6, KvmPingPong, KvmGranule, KvmMultifd]
 
 

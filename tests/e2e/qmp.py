@@ -29,6 +29,10 @@ class QMP:
         self.sock.settimeout(timeout)
         self.buf = b""
         greeting = self._read()
+        # Seen once (numa-node): RESUME came before the greeting.
+        while "event" in greeting:
+            self.events.append(greeting)
+            greeting = self._read()
         if "QMP" not in greeting:
             raise QMPError(f"no QMP greeting on {path}: {greeting}")
         self.cmd("qmp_capabilities")
