@@ -19,7 +19,8 @@ OUR_QEMU_FIRMWARE := -L /usr/share/seabios -L /usr/share/qemu
 GUEST_CONFIGS := configs/guest.config configs/feature.config
 # KUnit suites run by `make kunit` (.kunitconfig files or their dirs),
 # and extra boots of the same kernel as 'KERNEL_ARGS:SUITE_GLOB'.
-KUNIT_CONFIGS := mm/tests drivers/virtio
+KUNIT_CONFIGS := configs/kunit/free_page_bitmap.kunitconfig \
+	configs/kunit/virtio_balloon_fpb.kunitconfig
 KUNIT_BOOTS := init_on_free=1:free_page_bitmap_refusal \
 	page_poison=1:free_page_bitmap_refusal
 # mm selftests built statically and run in the guest by `make selftest`.

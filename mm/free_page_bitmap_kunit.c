@@ -22,8 +22,8 @@
 #include <linux/random.h>
 #include <linux/vmalloc.h>
 
-#include "../internal.h"
-#include "../free_page_bitmap.h"
+#include "internal.h"
+#include "free_page_bitmap.h"
 
 static enum free_page_bitmap_mode saved_mode;
 static unsigned int saved_granule;
