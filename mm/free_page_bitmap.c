@@ -26,7 +26,9 @@
  * get_online_mems(), because a build flips a static key and walks struct
  * pages that memory hot-remove would free; the memory hotplug notifier
  * runs with both already held.  zone->lock protects zone->free_page_bitmap
- * and its bits.
+ * and its bits.  Under those locks the client is only told to stop
+ * trusting the layout (->invalidate, which writes memory); a new layout
+ * reaches it from a work item that holds the mutex alone (->publish).
  */
 
 #define pr_fmt(fmt) "free_page_bitmap: " fmt
@@ -36,6 +38,7 @@
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 #include <linux/vmalloc.h>
 #include <asm/barrier.h>
 
@@ -70,6 +73,10 @@ static struct free_page_bitmap_client *fpb_client;
 static bool fpb_host_wants;
 /* Layout sequence count: even while a layout is published */
 static unsigned long fpb_seq = 1;
+/* The seq of the layout last passed to the client, 0 for none */
+static unsigned long fpb_client_seq;
+static void fpb_publish_func(struct work_struct *work);
+static DECLARE_WORK(fpb_publish_work, fpb_publish_func);
 /* Set once the memory hotplug notifier is registered; the mutex */
 static bool fpb_ready;
 
@@ -464,22 +471,56 @@ static unsigned long fpb_sync_zone(struct free_page_bitmap_zone *fpz, bool fix)
 	return wrong;
 }
 
-/* Tell the client to stop trusting the published layout. */
+/* Tell the client to stop trusting the published layout, before it goes stale. */
 static void fpb_invalidate(void)
 {
 	if (fpb_seq & 1)
 		return;
 	WRITE_ONCE(fpb_seq, fpb_seq + 1);
 	if (fpb_client)
-		fpb_client->update(fpb_client, NULL);
+		fpb_client->invalidate(fpb_client);
 }
 
+/* The new layout reaches the client from fpb_publish_func(). */
 static void fpb_publish(void)
 {
 	WRITE_ONCE(fpb_seq, fpb_seq + 1);
 	fpb_set->layout.seq = fpb_seq;
 	if (fpb_client)
-		fpb_client->update(fpb_client, &fpb_set->layout);
+		schedule_work(&fpb_publish_work);
+}
+
+/*
+ * Pass the layout on outside cpus_read_lock() and the memory hotplug lock,
+ * as page_reporting does, so that the client may sleep and allocate.  The
+ * mutex keeps the layout from being replaced or freed during the call; one
+ * invalidated before the work runs is never passed on.
+ */
+static void fpb_publish_func(struct work_struct *work)
+{
+	mutex_lock(&free_page_bitmap_mutex);
+	if (fpb_client && !(fpb_seq & 1) && fpb_client_seq != fpb_seq) {
+		fpb_client_seq = fpb_seq;
+		fpb_client->publish(fpb_client, &fpb_set->layout);
+	}
+	mutex_unlock(&free_page_bitmap_mutex);
+}
+
+/* Wait until the client has been given the current layout, if any. */
+void free_page_bitmap_flush_client(void)
+{
+	flush_work(&fpb_publish_work);
+}
+
+/* For KUnit: keep the work item from running (@hold), or let it run again. */
+void free_page_bitmap_hold_client(bool hold)
+{
+	if (hold) {
+		disable_work_sync(&fpb_publish_work);
+		return;
+	}
+	enable_work(&fpb_publish_work);
+	schedule_work(&fpb_publish_work);
 }
 
 /* Account a completed build or grow begun at @start, and publish its layout. */
@@ -733,7 +774,8 @@ static void free_page_bitmap_unlock(void)
 /**
  * free_page_bitmap_active() - whether the bitmaps are maintained and exact
  *
- * Return: true while a layout is published.
+ * Return: true while a layout is built and maintained; the client may
+ * still be waiting for it.
  */
 bool free_page_bitmap_active(void)
 {
@@ -849,11 +891,11 @@ unsigned long free_page_bitmap_verify(void)
 
 /**
  * free_page_bitmap_register() - become the consumer of the bitmaps
- * @client: the consumer; @client->update is called at once if a layout is
- *	    published, and on every change from then on
+ * @client: the consumer; @client->publish is called soon if a layout is
+ *	    published, and with every new one from then on
  *
  * Context: Process context; takes cpus_read_lock(), get_online_mems() and
- * the bitmap's mutex, under which @client->update runs.
+ * the bitmap's mutex.
  * Return: 0, -EBUSY if another client is registered, or -EAGAIN before
  * the core's subsys_initcall.
  */
@@ -870,9 +912,10 @@ int free_page_bitmap_register(struct free_page_bitmap_client *client)
 		err = -EBUSY;
 	} else {
 		WRITE_ONCE(fpb_client, client);
+		fpb_client_seq = 0;
 		fpb_host_wants = false;
 		if (free_page_bitmap_active())
-			client->update(client, &fpb_set->layout);
+			schedule_work(&fpb_publish_work);
 	}
 	free_page_bitmap_unlock();
 	return err;
@@ -883,8 +926,9 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_register);
  * free_page_bitmap_unregister() - stop being the consumer
  * @client: the registered consumer
  *
- * Its host request ends with it.  @client->update is not called again, so
- * the client must stop using the layout (and make its host stop) first.
+ * Its host request ends with it.  Neither callback runs again once this
+ * returns, so the client must stop using the layout (and make its host
+ * stop) first.
  *
  * Context: Process context, as free_page_bitmap_register().
  */
@@ -907,7 +951,7 @@ EXPORT_SYMBOL_GPL(free_page_bitmap_unregister);
  * @track: whether the host wants the bitmaps
  *
  * Tracking starts only if the mode is "host" or "always"; the client learns
- * the outcome through @client->update.
+ * the outcome through its callbacks.
  *
  * Context: Process context, as free_page_bitmap_register(); not from a
  * virtio config-change callback, which may run in interrupt context.

@@ -135,6 +135,8 @@ unsigned long free_page_bitmap_tracked_pages(void);
 unsigned long free_page_bitmap_verify(void);
 bool free_page_bitmap_tracks_zone(struct zone *zone);
 bool free_page_bitmap_has_client(void);
+void free_page_bitmap_flush_client(void);
+void free_page_bitmap_hold_client(bool hold);
 void free_page_bitmap_span(const struct zone *zone, unsigned int granule_order,
 			   unsigned long *start_pfn, unsigned long *nr_bits);
 

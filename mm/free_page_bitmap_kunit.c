@@ -762,25 +762,34 @@ static void fpb_offline_node_test(struct kunit *test)
 	expect_weight_matches_free_lists(test);
 }
 
-/* A client that records what it is told. */
+/* A client that records what it is told, and where. */
 struct fpb_test_client {
 	struct free_page_bitmap_client client;
-	unsigned int calls, nulls;
+	unsigned int publishes, invalidates;
+	/* publishes that did not run from a work item */
+	unsigned int publishes_inline;
 	unsigned long seq;
 	const struct free_page_bitmap_layout *layout;
 };
 
-static void fpb_test_update(struct free_page_bitmap_client *client,
-			    const struct free_page_bitmap_layout *layout)
+static void fpb_test_invalidate(struct free_page_bitmap_client *client)
 {
 	struct fpb_test_client *c = container_of(client, struct fpb_test_client, client);
 
-	c->calls++;
+	c->invalidates++;
+	c->layout = NULL;
+}
+
+static void fpb_test_publish(struct free_page_bitmap_client *client,
+			     const struct free_page_bitmap_layout *layout)
+{
+	struct fpb_test_client *c = container_of(client, struct fpb_test_client, client);
+
+	c->publishes++;
+	/* Not under the callers' CPU and memory hotplug locks: a worker */
+	c->publishes_inline += !current_work();
 	c->layout = layout;
-	if (layout)
-		c->seq = layout->seq;
-	else
-		c->nulls++;
+	c->seq = layout->seq;
 }
 
 static void fpb_test_unregister(void *client)
@@ -788,55 +797,111 @@ static void fpb_test_unregister(void *client)
 	free_page_bitmap_unregister(client);
 }
 
-/* Registered until the case ends, also when an assertion ends it early. */
+/*
+ * Registered until the case ends, also when an assertion ends it early;
+ * returns once a published layout has reached it.
+ */
 static struct fpb_test_client *fpb_test_register(struct kunit *test)
 {
 	struct fpb_test_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
 	int err;
 
 	KUNIT_ASSERT_NOT_NULL(test, c);
-	c->client.update = fpb_test_update;
+	c->client.invalidate = fpb_test_invalidate;
+	c->client.publish = fpb_test_publish;
 	err = free_page_bitmap_register(&c->client);
 	if (err == -EBUSY)
 		kunit_skip(test, "another client (a balloon device?) is registered");
 	KUNIT_ASSERT_EQ(test, err, 0);
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, fpb_test_unregister,
 							&c->client), 0);
+	free_page_bitmap_flush_client();
 	return c;
 }
 
 static void fpb_client_sees_changes_test(struct kunit *test)
 {
 	struct fpb_test_client *c = fpb_test_register(test);
-	struct free_page_bitmap_client other = { .update = fpb_test_update };
+	struct free_page_bitmap_client other = {
+		.invalidate = fpb_test_invalidate, .publish = fpb_test_publish,
+	};
 	unsigned long seq;
 
-	/* Active already: the layout comes at once, with an even seq. */
-	KUNIT_EXPECT_EQ(test, c->calls, 1);
+	/* Active already: the layout comes from the work item, with an even seq. */
+	KUNIT_EXPECT_EQ(test, c->publishes, 1);
 	KUNIT_ASSERT_NOT_NULL(test, c->layout);
 	KUNIT_EXPECT_EQ(test, c->seq % 2, 0);
 	seq = c->seq;
 
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_register(&other), -EBUSY);
 
-	/* A rebuild: first "stop trusting", then the new layout. */
+	/* A rebuild: "stop trusting" before it returns, then the new layout. */
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(1), 0);
-	KUNIT_EXPECT_EQ(test, c->calls, 3);
-	KUNIT_EXPECT_EQ(test, c->nulls, 1);
+	KUNIT_EXPECT_EQ(test, c->invalidates, 1);
+	free_page_bitmap_flush_client();
+	KUNIT_EXPECT_EQ(test, c->publishes, 2);
 	KUNIT_ASSERT_NOT_NULL(test, c->layout);
 	KUNIT_EXPECT_EQ(test, c->layout->granule_order, 1);
 	KUNIT_EXPECT_EQ(test, c->seq, seq + 2);
 
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
-	KUNIT_EXPECT_EQ(test, c->calls, 4);
+	KUNIT_EXPECT_EQ(test, c->invalidates, 2);
 	KUNIT_EXPECT_NULL(test, c->layout);
 	/* Already off: nothing more to say. */
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
-	KUNIT_EXPECT_EQ(test, c->calls, 4);
+	free_page_bitmap_flush_client();
+	KUNIT_EXPECT_EQ(test, c->invalidates, 2);
+	KUNIT_EXPECT_EQ(test, c->publishes, 2);
 
 	kunit_release_action(test, fpb_test_unregister, &c->client);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
-	KUNIT_EXPECT_EQ(test, c->calls, 4);
+	free_page_bitmap_flush_client();
+	KUNIT_EXPECT_EQ(test, c->invalidates + c->publishes, 4);
+	KUNIT_EXPECT_EQ(test, c->publishes_inline, 0);
+}
+
+/*
+ * A layout invalidated before the work item runs never reaches the
+ * client: with the work held back, change the granule and turn tracking
+ * off, then let it run.
+ */
+static void fpb_client_skips_stale_layout_test(struct kunit *test)
+{
+	struct fpb_test_client *c = fpb_test_register(test);
+	unsigned int before = c->publishes;
+
+	free_page_bitmap_hold_client(true);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(2), 0);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
+	free_page_bitmap_hold_client(false);
+	free_page_bitmap_flush_client();
+	KUNIT_EXPECT_EQ(test, c->publishes, before);
+	KUNIT_EXPECT_EQ(test, c->invalidates, 2);
+	KUNIT_EXPECT_NULL(test, c->layout);
+}
+
+/*
+ * A new client gets the current layout even though the last one had it,
+ * and a client that leaves before the work runs is never called.
+ */
+static void fpb_client_replaced_test(struct kunit *test)
+{
+	struct fpb_test_client *a = fpb_test_register(test), *b;
+
+	KUNIT_EXPECT_EQ(test, a->publishes, 1);
+	kunit_release_action(test, fpb_test_unregister, &a->client);
+	b = fpb_test_register(test);
+	KUNIT_EXPECT_EQ(test, b->publishes, 1);
+	KUNIT_EXPECT_NOT_NULL(test, b->layout);
+	kunit_release_action(test, fpb_test_unregister, &b->client);
+
+	free_page_bitmap_hold_client(true);
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_register(&a->client), 0);
+	free_page_bitmap_unregister(&a->client);
+	free_page_bitmap_hold_client(false);
+	free_page_bitmap_flush_client();
+	KUNIT_EXPECT_EQ(test, a->publishes, 1);
+	KUNIT_EXPECT_EQ(test, a->publishes_inline + b->publishes_inline, 0);
 }
 
 /* In "host" mode tracking follows the client's host. */
@@ -847,17 +912,18 @@ static void fpb_host_request_test(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_HOST), 0);
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
 	c = fpb_test_register(test);
-	KUNIT_EXPECT_EQ(test, c->calls, 0);
+	KUNIT_EXPECT_EQ(test, c->publishes + c->invalidates, 0);
 
 	free_page_bitmap_host_request(&c->client, true);
 	KUNIT_EXPECT_TRUE(test, free_page_bitmap_active());
-	KUNIT_EXPECT_EQ(test, c->calls, 1);
+	free_page_bitmap_flush_client();
+	KUNIT_EXPECT_EQ(test, c->publishes, 1);
 	KUNIT_EXPECT_NOT_NULL(test, c->layout);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 
 	free_page_bitmap_host_request(&c->client, false);
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
-	KUNIT_EXPECT_EQ(test, c->calls, 2);
+	KUNIT_EXPECT_EQ(test, c->invalidates, 1);
 	KUNIT_EXPECT_NULL(test, c->layout);
 	KUNIT_EXPECT_STREQ(test, free_page_bitmap_stats.inactive_reason,
 			   "waiting for the host");
@@ -865,8 +931,9 @@ static void fpb_host_request_test(struct kunit *test)
 	/* "never" overrides the host. */
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
 	free_page_bitmap_host_request(&c->client, true);
+	free_page_bitmap_flush_client();
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
-	KUNIT_EXPECT_EQ(test, c->calls, 2);
+	KUNIT_EXPECT_EQ(test, c->publishes + c->invalidates, 2);
 }
 
 /* What a client is given describes the bitmaps' real pages. */
@@ -928,6 +995,8 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE(fpb_disable_test),
 	KUNIT_CASE_PARAM(fpb_offline_node_test, fpb_offline_node_gen_params),
 	KUNIT_CASE(fpb_client_sees_changes_test),
+	KUNIT_CASE(fpb_client_skips_stale_layout_test),
+	KUNIT_CASE(fpb_client_replaced_test),
 	KUNIT_CASE(fpb_host_request_test),
 	KUNIT_CASE(fpb_layout_test),
 	{}

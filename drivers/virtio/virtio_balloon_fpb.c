@@ -58,7 +58,6 @@ struct virtio_balloon_fpb {
 	struct free_page_bitmap_client client;
 	struct notifier_block reboot_nb;
 	struct work_struct cmd_work;
-	struct work_struct publish_work;
 	struct work_struct announce_work;
 	/* The last command passed on, only touched by cmd_work */
 	u32 cmd;
@@ -67,12 +66,15 @@ struct virtio_balloon_fpb {
 	spinlock_t stop_lock;
 	bool stopping;
 
-	/* Serialises writers of the header and its readers in debugfs */
+	/* Serialises publishing, retiring and debugfs: the table's lifetime */
 	struct mutex lock;
+	/*
+	 * Serialises the writers of the header; debugfs holds it while it
+	 * copies a bitmap page, which the core frees only after invalidate().
+	 */
+	spinlock_t hdr_lock;
 	/* Set once the header must never be active again in this session */
 	bool retired;
-	/* The core's layout, valid until its next update(), to publish */
-	const struct free_page_bitmap_layout *pending;
 	struct virtio_balloon_fpb_header *hdr;
 	struct virtio_balloon_fpb_range *ranges;
 	__le64 *table;
@@ -159,7 +161,7 @@ EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_write_end);
 
 static void fpb_deactivate(struct virtio_balloon_fpb *fpb)
 {
-	lockdep_assert_held(&fpb->lock);
+	lockdep_assert_held(&fpb->hdr_lock);
 	if (!(le32_to_cpu(READ_ONCE(fpb->hdr->flags)) & VIRTIO_BALLOON_FPB_F_ACTIVE))
 		return;
 	virtio_balloon_fpb_write_begin(fpb->hdr);
@@ -170,7 +172,9 @@ static void fpb_deactivate(struct virtio_balloon_fpb *fpb)
 static void fpb_retire(struct virtio_balloon_fpb *fpb)
 {
 	mutex_lock(&fpb->lock);
+	spin_lock(&fpb->hdr_lock);
 	fpb_deactivate(fpb);
+	spin_unlock(&fpb->hdr_lock);
 	fpb->retired = true;
 	mutex_unlock(&fpb->lock);
 }
@@ -185,11 +189,12 @@ static void fpb_publish(struct virtio_balloon_fpb *fpb,
 	size_t old_bytes = fpb->table_bytes;
 
 	lockdep_assert_held(&fpb->lock);
+	/* Inactive since the core's invalidate(), or since it was made. */
+	WARN_ON_ONCE(le32_to_cpu(READ_ONCE(fpb->hdr->flags)) & VIRTIO_BALLOON_FPB_F_ACTIVE);
 	if (layout->nr_ranges > FPB_MAX_RANGES) {
 		dev_warn_ratelimited(&fpb->vdev->dev,
 				     "free page bitmap: %u zones, at most %zu fit\n",
 				     layout->nr_ranges, FPB_MAX_RANGES);
-		fpb_deactivate(fpb);
 		return;
 	}
 	/* The table must be contiguous in guest-physical memory. */
@@ -198,14 +203,15 @@ static void fpb_publish(struct virtio_balloon_fpb *fpb,
 		dev_warn_ratelimited(&fpb->vdev->dev,
 				     "free page bitmap: no memory for a %zu byte table\n",
 				     bytes);
-		fpb_deactivate(fpb);
 		return;
 	}
 
+	spin_lock(&fpb->hdr_lock);
 	virtio_balloon_fpb_write_begin(fpb->hdr);
 	virtio_balloon_fpb_encode(fpb->hdr, fpb->ranges, table,
 				  virt_to_phys(table), layout);
 	virtio_balloon_fpb_write_end(fpb->hdr, true);
+	spin_unlock(&fpb->hdr_lock);
 
 	/* A device still reading the old table sees seq change and retries. */
 	fpb->table = table;
@@ -216,34 +222,29 @@ static void fpb_publish(struct virtio_balloon_fpb *fpb,
 }
 
 /*
- * Called by the mm core under its locks, memory hotplug's among them: only
- * write memory and queue work.  The header stays inactive until the work
- * has described the new layout.  The core waits for fpb->lock before it
- * replaces or frees the layout, so the work may use it under that lock.
+ * Called by the mm core under its locks, memory hotplug's among them,
+ * before the bits go stale: only write memory.
  */
-static void fpb_update(struct free_page_bitmap_client *client,
-		       const struct free_page_bitmap_layout *layout)
+static void fpb_invalidate(struct free_page_bitmap_client *client)
+{
+	struct virtio_balloon_fpb *fpb = container_of(client, struct virtio_balloon_fpb,
+						       client);
+
+	spin_lock(&fpb->hdr_lock);
+	fpb_deactivate(fpb);
+	spin_unlock(&fpb->hdr_lock);
+}
+
+/* From the core's work item, which keeps @layout valid until we return */
+static void fpb_publish_layout(struct free_page_bitmap_client *client,
+			       const struct free_page_bitmap_layout *layout)
 {
 	struct virtio_balloon_fpb *fpb = container_of(client, struct virtio_balloon_fpb,
 						       client);
 
 	mutex_lock(&fpb->lock);
-	fpb_deactivate(fpb);
-	fpb->pending = layout;
-	if (layout && !fpb->retired)
-		queue_work(system_unbound_wq, &fpb->publish_work);
-	mutex_unlock(&fpb->lock);
-}
-
-static void fpb_publish_func(struct work_struct *work)
-{
-	struct virtio_balloon_fpb *fpb = container_of(work, struct virtio_balloon_fpb,
-						       publish_work);
-
-	mutex_lock(&fpb->lock);
-	if (fpb->pending && !fpb->retired)
-		fpb_publish(fpb, fpb->pending);
-	fpb->pending = NULL;
+	if (!fpb->retired)
+		fpb_publish(fpb, layout);
 	mutex_unlock(&fpb->lock);
 }
 
@@ -412,28 +413,42 @@ static int fpb_layout_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(fpb_layout);
 
-static void fpb_show_range(struct seq_file *m, const struct virtio_balloon_fpb_header *hdr,
-			   const struct virtio_balloon_fpb_range *r)
+/*
+ * One range, a page at a time under hdr_lock: the core frees the bitmaps
+ * only after invalidate() has taken it, so a page is copied only while
+ * the header still publishes the layout that was read (@seq).  Returns
+ * false if the layout went away meanwhile.
+ */
+static bool fpb_show_range(struct seq_file *m, struct virtio_balloon_fpb *fpb,
+			   const struct virtio_balloon_fpb_range *r, u32 seq)
 {
+	const struct virtio_balloon_fpb_header *hdr = fpb->hdr;
 	const __le64 *table = phys_to_virt(le64_to_cpu(r->pfn_table_gpa));
 	u64 bytes = DIV_ROUND_UP(le64_to_cpu(r->nr_bits), BITS_PER_BYTE);
+	bool still = true;
 	u64 i;
 
 	seq_printf(m, "start_pfn %#llx nr_bits %llu granule_order %u\n",
 		   le64_to_cpu(r->start_pfn), le64_to_cpu(r->nr_bits),
 		   hdr->granule_order);
-	for (i = 0; i < le64_to_cpu(r->nr_table_entries) && bytes; i++) {
+	for (i = 0; i < le64_to_cpu(r->nr_table_entries) && bytes && still; i++) {
 		unsigned long pfn = le64_to_cpu(table[i]);
 		size_t len = min_t(u64, bytes, PAGE_SIZE);
 		void *p;
 
 		if (!pfn_valid(pfn))
 			break;
-		p = kmap_local_page(pfn_to_page(pfn));
-		seq_write(m, p, len);
-		kunmap_local(p);
+		spin_lock(&fpb->hdr_lock);
+		still = le32_to_cpu(hdr->seq) == seq;
+		if (still) {
+			p = kmap_local_page(pfn_to_page(pfn));
+			seq_write(m, p, len);
+			kunmap_local(p);
+		}
+		spin_unlock(&fpb->hdr_lock);
 		bytes -= len;
 	}
+	return still;
 }
 
 static int fpb_bitmaps_show(struct seq_file *m, void *v)
@@ -441,11 +456,18 @@ static int fpb_bitmaps_show(struct seq_file *m, void *v)
 	struct virtio_balloon_fpb *fpb = m->private;
 	const struct virtio_balloon_fpb_header *hdr = fpb->hdr;
 	unsigned int i;
+	u32 seq;
 
+	/* fpb->lock keeps the table; the seq it was active at keeps the bits. */
 	mutex_lock(&fpb->lock);
-	if (le32_to_cpu(hdr->flags) & VIRTIO_BALLOON_FPB_F_ACTIVE)
-		for (i = 0; i < le32_to_cpu(hdr->nr_ranges); i++)
-			fpb_show_range(m, hdr, &fpb->ranges[i]);
+	spin_lock(&fpb->hdr_lock);
+	seq = le32_to_cpu(hdr->seq);
+	if (!(le32_to_cpu(hdr->flags) & VIRTIO_BALLOON_FPB_F_ACTIVE))
+		seq = 1;
+	spin_unlock(&fpb->hdr_lock);
+	for (i = 0; !(seq & 1) && i < le32_to_cpu(hdr->nr_ranges); i++)
+		if (!fpb_show_range(m, fpb, &fpb->ranges[i], seq))
+			break;
 	mutex_unlock(&fpb->lock);
 	return 0;
 }
@@ -553,14 +575,15 @@ struct virtio_balloon_fpb *virtio_balloon_fpb_start(struct virtio_device *vdev,
 	fpb->vq = vq;
 	fpb->ranges = (void *)(fpb->hdr + 1);
 	fpb->announce->header_gpa = cpu_to_le64(virt_to_phys(fpb->hdr));
-	fpb->client.update = fpb_update;
+	fpb->client.invalidate = fpb_invalidate;
+	fpb->client.publish = fpb_publish_layout;
 	fpb->reboot_nb.notifier_call = fpb_reboot;
 	fpb->cmd = FPB_CMD_NONE;
 	INIT_WORK(&fpb->cmd_work, fpb_cmd_func);
-	INIT_WORK(&fpb->publish_work, fpb_publish_func);
 	INIT_WORK(&fpb->announce_work, fpb_announce_func);
 	spin_lock_init(&fpb->stop_lock);
 	spin_lock_init(&fpb->vq_lock);
+	spin_lock_init(&fpb->hdr_lock);
 	mutex_init(&fpb->lock);
 	init_waitqueue_head(&fpb->acked);
 
@@ -611,8 +634,8 @@ void virtio_balloon_fpb_stop(struct virtio_balloon_fpb *fpb)
 	spin_unlock_irq(&fpb->stop_lock);
 	cancel_work_sync(&fpb->cmd_work);
 
+	/* A layout the core publishes from now on finds the header retired. */
 	fpb_retire(fpb);
-	cancel_work_sync(&fpb->publish_work);
 	cancel_work_sync(&fpb->announce_work);
 	unregister_reboot_notifier(&fpb->reboot_nb);
 	debugfs_remove_recursive(fpb->debugfs);

@@ -40,19 +40,23 @@ struct free_page_bitmap_layout {
 
 /**
  * struct free_page_bitmap_client - the one consumer of the bitmaps
- * @update: called in process context with the layout when tracking
- *	    becomes active or its layout changes, and with %NULL before the
- *	    bits stop being maintained or their memory is freed.  The layout
- *	    stays valid until the next call.  It runs under cpus_read_lock(),
- *	    the memory hotplug lock (for write, when memory goes online) and
- *	    the bitmap's mutex: it must not call back into this API, wait
- *	    for work that takes those locks, or take a lock that the client
- *	    holds while it calls this API.  Queue work for anything more
- *	    than writing to memory.
+ * @invalidate: the published layout is about to go stale (the bits stop
+ *	    being maintained, or their memory is replaced or freed): make
+ *	    every reader stop trusting it before returning.  Called under
+ *	    the core's locks, cpus_read_lock() and the memory hotplug lock
+ *	    (for write, when memory goes online) among them: it must not
+ *	    sleep, and should only write memory.
+ * @publish: tracking is active with a new layout.  Called in process
+ *	    context from a work item that holds only the bitmap's mutex (no
+ *	    CPU or memory hotplug lock), so it may sleep and allocate; the
+ *	    layout stays valid until the next @invalidate.  It must not call
+ *	    back into this API, nor take a lock that the client holds while
+ *	    it calls this API.
  */
 struct free_page_bitmap_client {
-	void (*update)(struct free_page_bitmap_client *client,
-		       const struct free_page_bitmap_layout *layout);
+	void (*invalidate)(struct free_page_bitmap_client *client);
+	void (*publish)(struct free_page_bitmap_client *client,
+			const struct free_page_bitmap_layout *layout);
 };
 
 int free_page_bitmap_register(struct free_page_bitmap_client *client);
