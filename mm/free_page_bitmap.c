@@ -38,8 +38,8 @@
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
-#include <linux/workqueue.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 #include <asm/barrier.h>
 
 #include "internal.h"
