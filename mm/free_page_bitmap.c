@@ -243,10 +243,8 @@ static void fpb_set_free(struct free_page_bitmap_set *set)
 
 	if (!set)
 		return;
-	for (i = 0; i < set->layout.nr_ranges; i++) {
+	for (i = 0; i < set->layout.nr_ranges; i++)
 		vfree(set->zones[i].bits);
-		kvfree(set->ranges[i].pfns);
-	}
 	kfree(set->zones);
 	kfree(set->ranges);
 	kfree(set);
@@ -269,25 +267,17 @@ static int fpb_zone_alloc(struct zone *zone, unsigned int granule_order,
 			  struct free_page_bitmap_zone *fpz,
 			  struct free_page_bitmap_range *range)
 {
-	unsigned long bytes = fpb_bytes(nr_bits), i, *pfns;
-
 	fpz->zone = zone;
 	fpz->granule_order = granule_order;
 	fpz->start_pfn = start_pfn;
 	fpz->nr_bits = nr_bits;
-	fpz->bits = vzalloc(bytes);
+	fpz->bits = vzalloc(fpb_bytes(nr_bits));
 	if (!fpz->bits)
 		return -ENOMEM;
 
 	range->start_pfn = start_pfn;
 	range->nr_bits = nr_bits;
-	range->nr_pages = DIV_ROUND_UP(bytes, PAGE_SIZE);
-	pfns = kvmalloc_array(range->nr_pages, sizeof(*pfns), GFP_KERNEL);
-	if (!pfns)
-		return -ENOMEM;
-	for (i = 0; i < range->nr_pages; i++)
-		pfns[i] = vmalloc_to_pfn((char *)fpz->bits + i * PAGE_SIZE);
-	range->pfns = pfns;
+	range->bits = fpz->bits;
 	return 0;
 }
 
@@ -620,10 +610,8 @@ static void fpb_set_disown(struct free_page_bitmap_set *set,
 
 	for (i = 0; i < set->layout.nr_ranges; i++)
 		for (j = 0; j < other->layout.nr_ranges; j++)
-			if (set->zones[i].bits == other->zones[j].bits) {
+			if (set->zones[i].bits == other->zones[j].bits)
 				set->zones[i].bits = NULL;
-				set->ranges[i].pfns = NULL;
-			}
 }
 
 /*

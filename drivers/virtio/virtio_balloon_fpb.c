@@ -30,6 +30,7 @@
 #include <linux/virtio.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_config.h>
+#include <linux/vmalloc.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <kunit/visibility.h>
@@ -89,6 +90,22 @@ struct virtio_balloon_fpb {
 	struct dentry *debugfs;
 };
 
+/* Pages that hold the bitmap of @r: whole longs, as the bitops write them */
+static unsigned long fpb_range_pages(const struct free_page_bitmap_range *r)
+{
+	return DIV_ROUND_UP(BITS_TO_LONGS(r->nr_bits) * sizeof(long), PAGE_SIZE);
+}
+
+/* The frame of page @p of a bitmap (vmalloc() memory, or direct-mapped) */
+static unsigned long fpb_bitmap_pfn(const unsigned long *bits, unsigned long p)
+{
+	const void *addr = (const char *)bits + p * PAGE_SIZE;
+
+	if (is_vmalloc_addr(addr))
+		return vmalloc_to_pfn(addr);
+	return page_to_pfn(virt_to_page(addr));
+}
+
 /* Table entries the layout needs, over all ranges */
 VISIBLE_IF_KUNIT size_t
 virtio_balloon_fpb_table_entries(const struct free_page_bitmap_layout *layout)
@@ -97,7 +114,7 @@ virtio_balloon_fpb_table_entries(const struct free_page_bitmap_layout *layout)
 	unsigned int i;
 
 	for (i = 0; i < layout->nr_ranges; i++)
-		n += layout->ranges[i].nr_pages;
+		n += fpb_range_pages(&layout->ranges[i]);
 	return n;
 }
 EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_table_entries);
@@ -105,8 +122,9 @@ EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_table_entries);
 /*
  * Describe @layout in the little-endian shared format: @hdr, its @ranges
  * and one @table (at guest-physical @table_gpa) holding the frame numbers
- * of every range's bitmap pages, range after range.  Call it between
- * virtio_balloon_fpb_write_begin() and _end().
+ * of every range's bitmap pages, range after range.  Only the device
+ * needs frame numbers, so they are looked up here, not kept by the core.
+ * Call it between virtio_balloon_fpb_write_begin() and _end().
  */
 VISIBLE_IF_KUNIT void
 virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr,
@@ -125,14 +143,14 @@ virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr,
 	hdr->reserved = 0;
 	for (i = 0; i < layout->nr_ranges; i++) {
 		const struct free_page_bitmap_range *r = &layout->ranges[i];
-		unsigned long p;
+		unsigned long p, pages = fpb_range_pages(r);
 
 		ranges[i].start_pfn = cpu_to_le64(r->start_pfn);
 		ranges[i].nr_bits = cpu_to_le64(r->nr_bits);
 		ranges[i].pfn_table_gpa = cpu_to_le64(table_gpa + next * sizeof(*table));
-		ranges[i].nr_table_entries = cpu_to_le64(r->nr_pages);
-		for (p = 0; p < r->nr_pages; p++)
-			table[next++] = cpu_to_le64(r->pfns[p]);
+		ranges[i].nr_table_entries = cpu_to_le64(pages);
+		for (p = 0; p < pages; p++)
+			table[next++] = cpu_to_le64(fpb_bitmap_pfn(r->bits, p));
 	}
 }
 EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_encode);

@@ -9,7 +9,9 @@
 #include <kunit/test.h>
 #include <linux/free_page_bitmap.h>
 #include <linux/mm.h>
+#include <linux/sort.h>
 #include <linux/virtio_balloon.h>
+#include <linux/vmalloc.h>
 
 #include "virtio_balloon_fpb.h"
 
@@ -24,28 +26,76 @@ static void fpb_test_struct_sizes(struct kunit *test)
 }
 
 /*
- * Frame numbers wider than 32 bits where unsigned long has the room, so
+ * A start frame wider than 32 bits where unsigned long has the room, so
  * that the byte order shows beyond the low word; a 32-bit kernel keeps
  * the low half, and the device must then read the upper bytes as zero.
  */
-#define FPB_TEST_PFN		(0x123456789aULL & ULONG_MAX)
 #define FPB_TEST_START_PFN	(0x0102030405060000ULL & ULONG_MAX)
 
-static const unsigned long pfns_a[] = { FPB_TEST_PFN, 7, 0x1000 };
-static const unsigned long pfns_b[] = { 42 };
-static const struct free_page_bitmap_range test_ranges[] = {
-	{ .start_pfn = 0x200, .nr_bits = 3 * 8 * PAGE_SIZE - 5,
-	  .nr_pages = ARRAY_SIZE(pfns_a), .pfns = pfns_a },
-	{ .start_pfn = FPB_TEST_START_PFN, .nr_bits = 9,
-	  .nr_pages = ARRAY_SIZE(pfns_b), .pfns = pfns_b },
+/*
+ * Two ranges over real bitmap memory, as the core hands them over: three
+ * pages mapped virtually contiguous but with descending frames, as
+ * vmalloc() memory may be, and one page of the direct map.
+ */
+#define FPB_TEST_VPAGES	3
+
+struct fpb_test_layout {
+	struct free_page_bitmap_range ranges[2];
+	struct free_page_bitmap_layout layout;
+	struct page *pages[FPB_TEST_VPAGES];
+	void *vaddr;
 };
 
-static const struct free_page_bitmap_layout test_layout = {
-	.granule_order = 3,
-	.seq = 6,
-	.nr_ranges = ARRAY_SIZE(test_ranges),
-	.ranges = test_ranges,
-};
+static void fpb_test_unmap(void *data)
+{
+	struct fpb_test_layout *t = data;
+	unsigned int i;
+
+	if (t->vaddr)
+		vunmap(t->vaddr);
+	for (i = 0; i < FPB_TEST_VPAGES; i++)
+		if (t->pages[i])
+			__free_page(t->pages[i]);
+}
+
+static int fpb_test_pfn_desc(const void *a, const void *b)
+{
+	unsigned long pa = page_to_pfn(*(struct page * const *)a);
+	unsigned long pb = page_to_pfn(*(struct page * const *)b);
+
+	return pa < pb ? 1 : pa > pb ? -1 : 0;
+}
+
+static struct fpb_test_layout *fpb_test_new_layout(struct kunit *test)
+{
+	struct fpb_test_layout *t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	unsigned long *b = kunit_kzalloc(test, PAGE_SIZE, GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, fpb_test_unmap, t), 0);
+	for (i = 0; i < FPB_TEST_VPAGES; i++) {
+		t->pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		KUNIT_ASSERT_NOT_NULL(test, t->pages[i]);
+	}
+	sort(t->pages, FPB_TEST_VPAGES, sizeof(t->pages[0]), fpb_test_pfn_desc, NULL);
+	t->vaddr = vmap(t->pages, FPB_TEST_VPAGES, VM_MAP, PAGE_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t->vaddr);
+	KUNIT_ASSERT_NOT_NULL(test, b);
+	/* kmalloc'd PAGE_SIZE objects are page aligned */
+	KUNIT_ASSERT_TRUE(test, PAGE_ALIGNED(b));
+	t->ranges[0] = (struct free_page_bitmap_range) {
+		.start_pfn = 0x200, .nr_bits = FPB_TEST_VPAGES * 8 * PAGE_SIZE - 5,
+		.bits = t->vaddr,
+	};
+	t->ranges[1] = (struct free_page_bitmap_range) {
+		.start_pfn = FPB_TEST_START_PFN, .nr_bits = 9, .bits = b,
+	};
+	t->layout = (struct free_page_bitmap_layout) {
+		.granule_order = 3, .seq = 6, .nr_ranges = 2, .ranges = t->ranges,
+	};
+	return t;
+}
 
 struct fpb_test_buf {
 	struct virtio_balloon_fpb_header hdr;
@@ -53,13 +103,23 @@ struct fpb_test_buf {
 	__le64 table[4];
 };
 
-static void fpb_test_encode(struct kunit *test, struct fpb_test_buf *b)
+static const struct fpb_test_layout *fpb_test_encode(struct kunit *test,
+						     struct fpb_test_buf *b)
 {
+	const struct fpb_test_layout *t = fpb_test_new_layout(test);
+
 	memset(b, 0xa5, sizeof(*b));
 	b->hdr.seq = 0;
-	KUNIT_ASSERT_EQ(test, virtio_balloon_fpb_table_entries(&test_layout),
+	KUNIT_ASSERT_EQ(test, virtio_balloon_fpb_table_entries(&t->layout),
 			ARRAY_SIZE(b->table));
-	virtio_balloon_fpb_encode(&b->hdr, b->ranges, b->table, 0x5000, &test_layout);
+	virtio_balloon_fpb_encode(&b->hdr, b->ranges, b->table, 0x5000, &t->layout);
+	return t;
+}
+
+/* The page of bitmap memory a table entry names, as the device reads it */
+static const void *fpb_test_entry_page(const struct fpb_test_buf *b, unsigned int i)
+{
+	return page_address(pfn_to_page(le64_to_cpu(b->table[i])));
 }
 
 /* Read the bytes as a little-endian device would, whatever the CPU does. */
@@ -76,10 +136,11 @@ static u64 le_bytes(const void *p, unsigned int n)
 static void fpb_test_little_endian(struct kunit *test)
 {
 	struct fpb_test_buf *b = kunit_kzalloc(test, sizeof(*b), GFP_KERNEL);
+	const struct fpb_test_layout *t;
 	const u8 *magic;
 
 	KUNIT_ASSERT_NOT_NULL(test, b);
-	fpb_test_encode(test, b);
+	t = fpb_test_encode(test, b);
 	magic = (const u8 *)&b->hdr.magic;
 	KUNIT_EXPECT_EQ(test, magic[0], 'V');
 	KUNIT_EXPECT_EQ(test, magic[1], 'F');
@@ -94,17 +155,19 @@ static void fpb_test_little_endian(struct kunit *test)
 			FPB_TEST_START_PFN);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->ranges[0].nr_bits, 8),
 			3 * 8 * PAGE_SIZE - 5);
-	KUNIT_EXPECT_EQ(test, le_bytes(&b->table[0], 8), FPB_TEST_PFN);
+	KUNIT_EXPECT_EQ(test, le_bytes(&b->table[3], 8),
+			page_to_pfn(virt_to_page(t->ranges[1].bits)));
 }
 
 static void fpb_test_table_entries(struct kunit *test)
 {
 	struct fpb_test_buf *b = kunit_kzalloc(test, sizeof(*b), GFP_KERNEL);
+	const struct fpb_test_layout *t;
 	unsigned int r, i, next = 0;
 
 	KUNIT_ASSERT_NOT_NULL(test, b);
-	fpb_test_encode(test, b);
-	for (r = 0; r < ARRAY_SIZE(test_ranges); r++) {
+	t = fpb_test_encode(test, b);
+	for (r = 0; r < ARRAY_SIZE(t->ranges); r++) {
 		const struct virtio_balloon_fpb_range *er = &b->ranges[r];
 		u64 entries = le64_to_cpu(er->nr_table_entries);
 
@@ -114,45 +177,36 @@ static void fpb_test_table_entries(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, le64_to_cpu(er->pfn_table_gpa),
 				0x5000 + next * sizeof(__le64));
 		for (i = 0; i < entries; i++, next++)
-			KUNIT_EXPECT_EQ(test, le64_to_cpu(b->table[next]),
-					test_ranges[r].pfns[i]);
+			KUNIT_EXPECT_EQ_MSG(test, le64_to_cpu(b->table[next]),
+					    r ? page_to_pfn(virt_to_page(t->ranges[r].bits)) :
+					    page_to_pfn(t->pages[i]),
+					    "range %u page %u", r, i);
 	}
 	KUNIT_EXPECT_EQ(test, next, ARRAY_SIZE(b->table));
 }
 
-/* A real layout: every entry must be the frame of the bitmap page. */
+/* Every entry names the page that holds the bits: set some and read them back. */
 static void fpb_test_real_pages(struct kunit *test)
 {
-	unsigned long *bits = kunit_kzalloc(test, 2 * PAGE_SIZE, GFP_KERNEL);
 	struct fpb_test_buf *b = kunit_kzalloc(test, sizeof(*b), GFP_KERNEL);
-	unsigned long pfns[2];
-	struct free_page_bitmap_range range = {
-		.start_pfn = 0, .nr_bits = 2 * 8 * PAGE_SIZE, .nr_pages = 2,
-		.pfns = pfns,
-	};
-	struct free_page_bitmap_layout layout = {
-		.granule_order = 0, .nr_ranges = 1, .ranges = &range,
-	};
+	const struct fpb_test_layout *t;
+	unsigned long *a;
 	unsigned int i;
 
-	KUNIT_ASSERT_NOT_NULL(test, bits);
 	KUNIT_ASSERT_NOT_NULL(test, b);
-	/* kmalloc'd pages of 2 * PAGE_SIZE are page aligned and contiguous */
-	KUNIT_ASSERT_TRUE(test, PAGE_ALIGNED(bits));
-	for (i = 0; i < 2; i++)
-		pfns[i] = page_to_pfn(virt_to_page((char *)bits + i * PAGE_SIZE));
-	set_bit(5, bits);
-	set_bit(8 * PAGE_SIZE + 3, bits);
+	t = fpb_test_encode(test, b);
+	a = (unsigned long *)t->ranges[0].bits;
+	for (i = 0; i < FPB_TEST_VPAGES; i++)
+		set_bit(i * 8 * PAGE_SIZE + 5 + i, a);
+	set_bit(3, (unsigned long *)t->ranges[1].bits);
 
-	virtio_balloon_fpb_encode(&b->hdr, b->ranges, b->table, 0, &layout);
-	for (i = 0; i < 2; i++) {
-		const u8 *page = page_address(pfn_to_page(le64_to_cpu(b->table[i])));
+	for (i = 0; i < FPB_TEST_VPAGES; i++) {
+		const u8 *page = fpb_test_entry_page(b, i);
 
 		/* bit j of byte i: LSB first, as the uapi header says */
-		KUNIT_EXPECT_EQ(test, page[0], i ? 0x08 : 0x20);
-		KUNIT_EXPECT_PTR_EQ(test, (const void *)page,
-				    (const void *)((char *)bits + i * PAGE_SIZE));
+		KUNIT_EXPECT_EQ_MSG(test, page[0], 0x20 << i, "page %u", i);
 	}
+	KUNIT_EXPECT_EQ(test, *(const u8 *)fpb_test_entry_page(b, 3), 0x08);
 }
 
 static void fpb_test_seq_parity(struct kunit *test)

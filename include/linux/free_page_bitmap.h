@@ -8,19 +8,17 @@
  * struct free_page_bitmap_range - the free page bitmap of one zone
  * @start_pfn: first page frame covered, aligned to the granule
  * @nr_bits: number of granules covered
- * @nr_pages: number of pages that hold the bitmap
- * @pfns: frame numbers of those pages, in bitmap order
+ * @bits: the bitmap: BITS_TO_LONGS(@nr_bits) longs, page aligned, in
+ *	  vmalloc() memory whose pages need not be contiguous
  *
  * Bit i of the bitmap (byte i / 8, bit i % 8, least significant first) is
  * set only while the 2^granule_order pages at @start_pfn + (i <<
- * granule_order) lie in a block on a buddy free list.  The pages holding
- * the bitmap need not be contiguous.
+ * granule_order) lie in a block on a buddy free list.
  */
 struct free_page_bitmap_range {
 	unsigned long start_pfn;
 	unsigned long nr_bits;
-	unsigned long nr_pages;
-	const unsigned long *pfns;
+	const unsigned long *bits;
 };
 
 /**
