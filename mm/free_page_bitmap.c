@@ -37,6 +37,7 @@
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
@@ -47,11 +48,11 @@
 
 DEFINE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
 /* Serialises changes of mode, client and layout, see above */
-DEFINE_MUTEX(free_page_bitmap_mutex);
+static DEFINE_MUTEX(free_page_bitmap_mutex);
 
-enum free_page_bitmap_mode free_page_bitmap_mode = FREE_PAGE_BITMAP_HOST;
-unsigned int free_page_bitmap_granule_order;
-struct free_page_bitmap_stats free_page_bitmap_stats = {
+static enum free_page_bitmap_mode free_page_bitmap_mode = FREE_PAGE_BITMAP_HOST;
+static unsigned int free_page_bitmap_granule_order;
+static struct free_page_bitmap_stats free_page_bitmap_stats = {
 	.inactive_reason = "waiting for the host",
 };
 
@@ -778,6 +779,54 @@ bool free_page_bitmap_active(void)
 bool free_page_bitmap_has_client(void)
 {
 	return READ_ONCE(fpb_client);
+}
+
+/**
+ * free_page_bitmap_read_state() - the mode, granule and counters
+ *
+ * Return: a copy, taken under the bitmap's mutex so that it is consistent.
+ */
+struct free_page_bitmap_state free_page_bitmap_read_state(void)
+{
+	struct free_page_bitmap_state state;
+
+	mutex_lock(&free_page_bitmap_mutex);
+	state.mode = free_page_bitmap_mode;
+	state.granule_order = free_page_bitmap_granule_order;
+	state.stats = free_page_bitmap_stats;
+	mutex_unlock(&free_page_bitmap_mutex);
+	return state;
+}
+
+/**
+ * free_page_bitmap_set_boot_mode() - the mode from the kernel command line
+ * @mode: always, on host request, or never
+ *
+ * Context: early boot, before free_page_bitmap_init() can start tracking.
+ */
+void __init free_page_bitmap_set_boot_mode(enum free_page_bitmap_mode mode)
+{
+	free_page_bitmap_mode = mode;
+}
+
+/**
+ * free_page_bitmap_show_zone() - a zone's bitmap, for debugfs
+ * @m: where to write a header line ("start_pfn %#lx nr_bits %lu
+ *     granule_order %u") and the raw bits; nothing while the zone has none
+ * @zone: the zone
+ */
+void free_page_bitmap_show_zone(struct seq_file *m, struct zone *zone)
+{
+	struct free_page_bitmap_zone *fpz;
+
+	mutex_lock(&free_page_bitmap_mutex);
+	fpz = zone->free_page_bitmap;
+	if (fpz) {
+		seq_printf(m, "start_pfn %#lx nr_bits %lu granule_order %u\n",
+			   fpz->start_pfn, fpz->nr_bits, fpz->granule_order);
+		seq_write(m, fpz->bits, BITS_TO_BYTES(fpz->nr_bits));
+	}
+	mutex_unlock(&free_page_bitmap_mutex);
 }
 
 /**

@@ -3,9 +3,9 @@
 #define _MM_FREE_PAGE_BITMAP_H
 
 #include <linux/free_page_bitmap.h>
+#include <linux/init.h>
 #include <linux/jump_label.h>
 #include <linux/mmzone.h>
-#include <linux/mutex.h>
 
 #ifdef CONFIG_FREE_PAGE_BITMAP
 DECLARE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
@@ -110,7 +110,7 @@ enum free_page_bitmap_mode {
 	FREE_PAGE_BITMAP_NEVER,
 };
 
-/* What sysfs shows; written under free_page_bitmap_mutex */
+/* What sysfs shows; written under the core's mutex */
 struct free_page_bitmap_stats {
 	/* NULL while active, else why not */
 	const char *inactive_reason;
@@ -123,11 +123,18 @@ struct free_page_bitmap_stats {
 	u64 max_rebuild_us;
 };
 
-extern struct mutex free_page_bitmap_mutex;
-extern enum free_page_bitmap_mode free_page_bitmap_mode;
-extern unsigned int free_page_bitmap_granule_order;
-extern struct free_page_bitmap_stats free_page_bitmap_stats;
+/* A consistent copy of the core's state, free_page_bitmap_read_state() */
+struct free_page_bitmap_state {
+	enum free_page_bitmap_mode mode;
+	unsigned int granule_order;
+	struct free_page_bitmap_stats stats;
+};
 
+struct seq_file;
+
+struct free_page_bitmap_state free_page_bitmap_read_state(void);
+void __init free_page_bitmap_set_boot_mode(enum free_page_bitmap_mode mode);
+void free_page_bitmap_show_zone(struct seq_file *m, struct zone *zone);
 bool free_page_bitmap_active(void);
 int free_page_bitmap_set_mode(enum free_page_bitmap_mode mode);
 int free_page_bitmap_set_granule(unsigned int granule_order);

@@ -31,13 +31,13 @@ static int fpb_test_init(struct kunit *test)
 {
 	if (free_page_bitmap_has_client())
 		kunit_skip(test, "a driver consumes the bitmaps; its host may be reading them");
-	saved_mode = free_page_bitmap_mode;
-	saved_granule = free_page_bitmap_granule_order;
+	saved_mode = free_page_bitmap_read_state().mode;
+	saved_granule = free_page_bitmap_read_state().granule_order;
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(0), 0);
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
 	if (!free_page_bitmap_active())
 		kunit_skip(test, "tracking cannot start: %s",
-			   free_page_bitmap_stats.inactive_reason);
+			   free_page_bitmap_read_state().stats.inactive_reason);
 	return 0;
 }
 
@@ -610,25 +610,25 @@ static void fpb_alloc_reads_clear_under_churn_test(struct kunit *test)
 /* Granule changes rebuild; a bad granule changes nothing. */
 static void fpb_granule_change_test(struct kunit *test)
 {
-	unsigned long bytes = free_page_bitmap_stats.bitmap_bytes;
-	unsigned long rebuilds = free_page_bitmap_stats.rebuild_count;
+	unsigned long bytes = free_page_bitmap_read_state().stats.bitmap_bytes;
+	unsigned long rebuilds = free_page_bitmap_read_state().stats.rebuild_count;
 
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(MAX_PAGE_ORDER + 1), -EINVAL);
-	KUNIT_EXPECT_EQ(test, free_page_bitmap_granule_order, 0);
-	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.rebuild_count, rebuilds);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().granule_order, 0);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().stats.rebuild_count, rebuilds);
 
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(4), 0);
-	KUNIT_EXPECT_EQ(test, free_page_bitmap_granule_order, 4);
-	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.rebuild_count, rebuilds + 1);
-	KUNIT_EXPECT_LT(test, free_page_bitmap_stats.bitmap_bytes, bytes);
-	KUNIT_EXPECT_LE(test, free_page_bitmap_stats.last_rebuild_us,
-			free_page_bitmap_stats.max_rebuild_us);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().granule_order, 4);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().stats.rebuild_count, rebuilds + 1);
+	KUNIT_EXPECT_LT(test, free_page_bitmap_read_state().stats.bitmap_bytes, bytes);
+	KUNIT_EXPECT_LE(test, free_page_bitmap_read_state().stats.last_rebuild_us,
+			free_page_bitmap_read_state().stats.max_rebuild_us);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 	expect_weight_matches_free_lists(test);
 
 	/* The same granule again is not a rebuild. */
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(4), 0);
-	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.rebuild_count, rebuilds + 1);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().stats.rebuild_count, rebuilds + 1);
 }
 
 /* Disabling detaches every zone and turns the hooks off. */
@@ -639,8 +639,8 @@ static void fpb_disable_test(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_NEVER), 0);
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
 	KUNIT_EXPECT_FALSE(test, static_key_enabled(&free_page_bitmap_enabled));
-	KUNIT_EXPECT_EQ(test, free_page_bitmap_stats.bitmap_bytes, 0);
-	KUNIT_EXPECT_STREQ(test, free_page_bitmap_stats.inactive_reason, "disabled");
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().stats.bitmap_bytes, 0);
+	KUNIT_EXPECT_STREQ(test, free_page_bitmap_read_state().stats.inactive_reason, "disabled");
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_tracked_pages(), 0);
 	for_each_zone(zone)
 		KUNIT_EXPECT_NULL(test, zone->free_page_bitmap);
@@ -924,7 +924,7 @@ static void fpb_host_request_test(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, free_page_bitmap_active());
 	KUNIT_EXPECT_EQ(test, c->invalidates, 1);
 	KUNIT_EXPECT_NULL(test, c->layout);
-	KUNIT_EXPECT_STREQ(test, free_page_bitmap_stats.inactive_reason,
+	KUNIT_EXPECT_STREQ(test, free_page_bitmap_read_state().stats.inactive_reason,
 			   "waiting for the host");
 
 	/* "never" overrides the host. */
@@ -1020,7 +1020,7 @@ static void fpb_refused_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_active(), !refuse);
 	KUNIT_EXPECT_EQ(test, static_key_enabled(&free_page_bitmap_enabled), !refuse);
-	reason = free_page_bitmap_stats.inactive_reason;
+	reason = free_page_bitmap_read_state().stats.inactive_reason;
 	if (!refuse) {
 		KUNIT_EXPECT_NULL_MSG(test, reason, "tracking refused without a reason to: %s",
 				      reason);
@@ -1033,7 +1033,7 @@ static void fpb_refused_test(struct kunit *test)
 
 static int fpb_refusal_init(struct kunit *test)
 {
-	saved_mode = free_page_bitmap_mode;
+	saved_mode = free_page_bitmap_read_state().mode;
 	return 0;
 }
 

@@ -41,11 +41,10 @@ static int __init fpb_setup(char *str)
 	int mode = str ? fpb_parse_mode(str) : -EINVAL;
 
 	if (mode < 0) {
-		pr_warn("unknown mode '%s', keeping '%s'\n", str,
-			fpb_mode_names[free_page_bitmap_mode]);
+		pr_warn("unknown mode '%s', ignored\n", str);
 		return 1;
 	}
-	free_page_bitmap_mode = mode;
+	free_page_bitmap_set_boot_mode(mode);
 	return 1;
 }
 __setup("free_page_bitmap=", fpb_setup);
@@ -64,7 +63,7 @@ __setup("free_page_bitmap=", fpb_setup);
 static ssize_t enabled_show(struct kobject *kobj, struct kobj_attribute *attr,
 			    char *buf)
 {
-	enum free_page_bitmap_mode cur = READ_ONCE(free_page_bitmap_mode);
+	enum free_page_bitmap_mode cur = free_page_bitmap_read_state().mode;
 	int mode, len = 0;
 
 	for (mode = 0; mode < ARRAY_SIZE(fpb_mode_names); mode++)
@@ -90,7 +89,7 @@ static struct kobj_attribute enabled_attr = __ATTR_RW(enabled);
 static ssize_t granule_order_show(struct kobject *kobj,
 				  struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%u\n", READ_ONCE(free_page_bitmap_granule_order));
+	return sysfs_emit(buf, "%u\n", free_page_bitmap_read_state().granule_order);
 }
 
 static ssize_t granule_order_store(struct kobject *kobj,
@@ -120,11 +119,8 @@ static struct kobj_attribute active_attr = __ATTR_RO(active);
 static ssize_t inactive_reason_show(struct kobject *kobj,
 				    struct kobj_attribute *attr, char *buf)
 {
-	const char *reason;
+	const char *reason = free_page_bitmap_read_state().stats.inactive_reason;
 
-	mutex_lock(&free_page_bitmap_mutex);
-	reason = free_page_bitmap_stats.inactive_reason;
-	mutex_unlock(&free_page_bitmap_mutex);
 	return sysfs_emit(buf, "%s\n", reason ?: "none");
 }
 
@@ -142,7 +138,7 @@ static struct kobj_attribute tracked_free_pages_attr =
 static ssize_t bitmap_bytes_show(struct kobject *kobj,
 				 struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%lu\n", READ_ONCE(free_page_bitmap_stats.bitmap_bytes));
+	return sysfs_emit(buf, "%lu\n", free_page_bitmap_read_state().stats.bitmap_bytes);
 }
 
 static struct kobj_attribute bitmap_bytes_attr = __ATTR_RO(bitmap_bytes);
@@ -150,7 +146,7 @@ static struct kobj_attribute bitmap_bytes_attr = __ATTR_RO(bitmap_bytes);
 static ssize_t rebuild_count_show(struct kobject *kobj,
 				  struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%lu\n", READ_ONCE(free_page_bitmap_stats.rebuild_count));
+	return sysfs_emit(buf, "%lu\n", free_page_bitmap_read_state().stats.rebuild_count);
 }
 
 static struct kobj_attribute rebuild_count_attr = __ATTR_RO(rebuild_count);
@@ -158,7 +154,7 @@ static struct kobj_attribute rebuild_count_attr = __ATTR_RO(rebuild_count);
 static ssize_t last_rebuild_us_show(struct kobject *kobj,
 				    struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%llu\n", READ_ONCE(free_page_bitmap_stats.last_rebuild_us));
+	return sysfs_emit(buf, "%llu\n", free_page_bitmap_read_state().stats.last_rebuild_us);
 }
 
 static struct kobj_attribute last_rebuild_us_attr = __ATTR_RO(last_rebuild_us);
@@ -166,7 +162,7 @@ static struct kobj_attribute last_rebuild_us_attr = __ATTR_RO(last_rebuild_us);
 static ssize_t max_rebuild_us_show(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%llu\n", READ_ONCE(free_page_bitmap_stats.max_rebuild_us));
+	return sysfs_emit(buf, "%llu\n", free_page_bitmap_read_state().stats.max_rebuild_us);
 }
 
 static struct kobj_attribute max_rebuild_us_attr = __ATTR_RO(max_rebuild_us);
@@ -217,17 +213,7 @@ DEFINE_SHOW_ATTRIBUTE(fpb_verify);
 
 static int fpb_zone_show(struct seq_file *m, void *v)
 {
-	struct zone *zone = m->private;
-	struct free_page_bitmap_zone *fpz;
-
-	mutex_lock(&free_page_bitmap_mutex);
-	fpz = zone->free_page_bitmap;
-	if (fpz) {
-		seq_printf(m, "start_pfn %#lx nr_bits %lu granule_order %u\n",
-			   fpz->start_pfn, fpz->nr_bits, fpz->granule_order);
-		seq_write(m, fpz->bits, BITS_TO_BYTES(fpz->nr_bits));
-	}
-	mutex_unlock(&free_page_bitmap_mutex);
+	free_page_bitmap_show_zone(m, m->private);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(fpb_zone);
