@@ -339,6 +339,27 @@ class EightNodes(Ours):
                           + ", ".join(f"{n} {per_node[f'ram{n}']}" for n in range(8)))
 
 
+def hot_add_dimm(src, new_backend=True, node=None, online="online",
+                 blocks="/sys/devices/system/memory/memory*/state"):
+    """device_add the 256 MiB DIMM dimm1 (its backend mem1 made first if
+    NEW_BACKEND), wait for its blocks to show up offline among BLOCKS (a
+    glob of state files) and write ONLINE to each."""
+    if new_backend:
+        src.qmp.cmd("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
+                                   "size": 256 * MIB})
+    dimm = {"driver": "pc-dimm", "id": "dimm1", "memdev": "mem1"}
+    if node is not None:
+        dimm["node"] = node
+    src.qmp.cmd("device_add", dimm)
+    offline = f"grep -l offline {blocks} 2>/dev/null"
+    deadline = time.monotonic() + scaled(30)
+    while src.sh(f"{offline} | wc -l")[1].strip() in ("", "0"):
+        if time.monotonic() > deadline:
+            raise Failure(f"the hot-added DIMM never showed up as offline blocks in {blocks}")
+        time.sleep(0.5)
+    src.sh(f"for f in $({offline}); do echo {online} > $f; done")
+
+
 class Dimm(Scenario):
     name = "dimm"
     desc = "DIMM hot-added before migration: bitmap covers it, oracle over all RAM"
@@ -362,17 +383,7 @@ class Dimm(Scenario):
 
     def before(self, src):
         boot_total = src.meminfo()["MemTotal"]
-        src.qmp.cmd("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
-                                   "size": 256 * MIB})
-        src.qmp.cmd("device_add", {"driver": "pc-dimm", "id": "dimm1", "memdev": "mem1"})
-        deadline = time.monotonic() + scaled(30)
-        while src.sh("grep -l offline /sys/devices/system/memory/memory*/state "
-                     "2>/dev/null | wc -l")[1].strip() in ("", "0"):
-            if time.monotonic() > deadline:
-                raise Failure("hot-added DIMM never showed up as offline memory blocks")
-            time.sleep(0.5)
-        src.sh("for f in $(grep -l offline /sys/devices/system/memory/memory*/state); "
-               "do echo online > $f; done")
+        hot_add_dimm(src)
         # all of the DIMM's 256 MiB, give or take a few pages
         total = src.meminfo()["MemTotal"]
         if total - boot_total < 248 * MIB:
@@ -429,20 +440,9 @@ class NumaNode(Dimm):
         return src.sh(f"cat {SYSFS}/bitmap_bytes")[1].strip()
 
     def plug(self, src, first):
-        if first:
-            src.qmp.cmd("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
-                                       "size": 256 * MIB})
-        src.qmp.cmd("device_add", {"driver": "pc-dimm", "id": "dimm1", "memdev": "mem1",
-                                   "node": 1})
-        blocks = "/sys/devices/system/node/node1/memory*/state"
-        deadline = time.monotonic() + scaled(30)
-        while src.sh(f"cat {blocks} 2>/dev/null | grep -c offline", check=False)[1].strip() \
-                in ("", "0"):
-            if time.monotonic() > deadline:
-                raise Failure("the DIMM never showed up as offline blocks of node 1")
-            time.sleep(0.5)
         # movable, so that the eject can offline them again
-        src.sh(f"for f in {blocks}; do echo online_movable > $f; done")
+        hot_add_dimm(src, new_backend=first, node=1, online="online_movable",
+                     blocks="/sys/devices/system/node/node1/memory*/state")
         if not self.node_online(src):
             raise Failure("node 1 is not online with its DIMM")
 
