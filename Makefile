@@ -81,7 +81,7 @@ selftest: kernel qemu
 	@QEMU=$(OUR_QEMU) scripts/boot.sh --kernel $(BZIMAGE) \
 		--initrd $(FPB_CACHE)/initramfs-selftest.cpio.gz \
 		--run selftests --timeout 600 --log $(FPB_CACHE)/logs/selftest-console.log \
-		--balloon ,free-page-bitmap=on \
+		--balloon ,x-free-page-bitmap=on \
 		--mem 3G,slots=2,maxmem=4G --append memhp_default_state=offline \
 		-- $(OUR_QEMU_FIRMWARE) \
 		-object memory-backend-ram,id=dimm0,size=256M -device pc-dimm,id=dimm0,memdev=dimm0
@@ -89,7 +89,7 @@ selftest: kernel qemu
 lint: kernel
 	@scripts/lint.sh
 
-series: setup
+series: setup qemu
 	@scripts/series.sh
 
 series-check: setup qemu

@@ -21,7 +21,7 @@ for size in $sizes; do
 	step "boot $size with a 256 MiB DIMM"
 	QEMU=$KBUILD_DIR/qemu/qemu-system-x86_64 "$FPB_REPO/scripts/boot.sh" --kernel "$kernel" \
 		--initrd "$initrd" --run selftests --timeout 900 --log "$raw/$size.log" \
-		--balloon ,free-page-bitmap=on --mem "$size,slots=2,maxmem=64G" \
+		--balloon ,x-free-page-bitmap=on --mem "$size,slots=2,maxmem=64G" \
 		--append memhp_default_state=offline -- -L /usr/share/seabios -L /usr/share/qemu \
 		-object memory-backend-ram,id=dimm0,size=256M -device pc-dimm,id=dimm0,memdev=dimm0 \
 		>/dev/null || true

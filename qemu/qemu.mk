@@ -10,12 +10,12 @@ qemu: setup
 	@scripts/qemu.sh
 
 qemu-check: qemu
-	@qemu/tests/check.sh
+	@tests/qemu/check.sh
 
 qemu-fuzz: setup
-	@qemu/tests/fuzz.sh $(or $(FUZZ_SECONDS),60)
+	@tests/qemu/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 bench-qemu: setup
-	@qemu/tests/bench.sh
+	@tests/qemu/bench.sh
 
 CHECKS += qemu-check

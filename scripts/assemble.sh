@@ -17,11 +17,6 @@ if [ "${FORCE:-0}" != 1 ] && [ -n "$edits" ]; then
   make assemble FORCE=1   throws them away"
 fi
 
-# Our own files: every file of the repo under KERNEL_PATHS (untracked
-# ones too, so that a new file is tried before it is committed).
-# shellcheck disable=SC2086
-files=$(cd "$FPB_REPO" && git ls-files --cached --others --exclude-standard -- $KERNEL_PATHS)
-
 export GIT_AUTHOR_NAME=assemble GIT_AUTHOR_EMAIL=assemble@localhost
 export GIT_COMMITTER_NAME=assemble GIT_COMMITTER_EMAIL=assemble@localhost
 export GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z"
@@ -45,17 +40,9 @@ if [ -f "$FPB_REPO/MAINTAINERS" ]; then
 	head=$(git commit-tree "$(git write-tree)" -p "$head" -m "MAINTAINERS: add our entry")
 fi
 
-if [ -n "$files" ]; then
-	while read -r f; do
-		if git cat-file -e "base:$f" 2>/dev/null; then
-			die "$f exists upstream: change it with a patch in patches/linux/"
-		fi
-		[ -x "$FPB_REPO/$f" ] && mode=100755 || mode=100644
-		printf '%s %s\t%s\n' "$mode" \
-			"$(git hash-object -w "$FPB_REPO/$f")" "$f"
-	done <<< "$files" | git update-index --add --index-info
-	head=$(git commit-tree "$(git write-tree)" -p "$head" -m "our files")
-fi
+# Our own files, at their paths.
+# shellcheck disable=SC2086
+head=$(commit_files . "$head" $KERNEL_PATHS)
 
 unset GIT_INDEX_FILE
 if [ "$(git rev-parse HEAD)" != "$head" ]; then

@@ -42,8 +42,10 @@ scaled() {
 		'BEGIN { t = s * f; printf "%d\n", (t == int(t)) ? t : int(t) + 1 }'
 }
 
-# Paths in this repository that are copied into the kernel tree.
+# Paths in this repository that are copied into the kernel tree, and
+# the paths under qemu/ that are copied into the QEMU tree.
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
+QEMU_PATHS="migration include hw tests/qtest tests/unit docs"
 
 # A worktree of LINUX_TREE at DIR, checked out at base; one left half-made
 # or from an older LINUX_TREE is made again.
@@ -152,4 +154,43 @@ commit_series() {
 			-m "${subject:-$p}" -m "patch: $p")
 	done < "$series"
 	echo "$head"
+}
+
+# commit_files SRC HEAD [PATH...]: in the current repository and index,
+# add every file of this repository's SRC directory under the PATHs
+# (untracked ones too, so that a new file is tried before it is
+# committed) at its own path, as one commit "our files" on HEAD; print
+# that commit, or HEAD when there is no file.  A file the base already has
+# must be changed with a patch instead.
+commit_files() {
+	local src=$1 head=$2 files f mode; shift 2
+	files=$(cd "$FPB_REPO/$src" && git ls-files --cached --others --exclude-standard -- "$@")
+	[ -n "$files" ] || { echo "$head"; return; }
+	while read -r f; do
+		git cat-file -e "base:$f" 2>/dev/null &&
+			die "$f exists upstream: change it with a patch, not a file of $src"
+		[ -x "$FPB_REPO/$src/$f" ] && mode=100755 || mode=100644
+		printf '%s %s\t%s\n' "$mode" "$(git hash-object -w "$FPB_REPO/$src/$f")" "$f"
+	done <<< "$files" | git update-index --add --index-info || exit 1
+	git commit-tree "$(git write-tree)" -p "$head" -m "our files"
+}
+
+# fill_cover_letter LETTER TEMPLATE: put TEMPLATE's first paragraph in
+# format-patch's cover LETTER as its subject and the rest as its blurb,
+# with each @include NAME@ replaced by bench/results/NAME.
+fill_cover_letter() {
+	python3 - "$1" "$2" "$FPB_REPO/bench/results" <<'PY'
+import sys, os, re
+cover, template, results = sys.argv[1:]
+text = open(template).read()
+for name in re.findall(r"@include ([\w.-]+)@", text):
+    path = os.path.join(results, name)
+    body = open(path).read().strip() if os.path.exists(path) else "(not measured yet: %s)" % name
+    text = text.replace("@include %s@" % name, body)
+subject, _, body = text.partition("\n\n")
+letter = open(cover).read()
+letter = letter.replace("*** SUBJECT HERE ***", subject.strip())
+letter = letter.replace("*** BLURB HERE ***", body.strip())
+open(cover, "w").write(letter)
+PY
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build our qemu-system-x86_64: Debian's pinned QEMU source (the orig
 # tarball of QEMU_DEB_VERSION, sha256-checked against apt's source index)
-# + qemu/patches/series applied in order, one commit each, in the git work
-# tree $FPB_CACHE/qemu, built with a minimal device set into
+# + qemu/patches/series applied in order, one commit each, + our new files
+# under qemu/ (one last commit), in the git work tree $FPB_CACHE/qemu, built with a minimal device set into
 # $FPB_CACHE/build/qemu.  Every step is skipped when its input did not
 # change, and files whose content does not change keep their mtime, so a
 # rerun with nothing changed only asks ninja, which has nothing to do.
@@ -108,6 +108,8 @@ work_tree() {
 	head=$(git commit-tree "$(git write-tree)" -p base \
 		-m "local: build adjustments (no edk2 blobs, minimal device set)")
 	head=$(commit_series "$patches/series" "$head")
+	# shellcheck disable=SC2086
+	head=$(commit_files qemu "$head" $QEMU_PATHS)
 	unset GIT_INDEX_FILE GIT_AUTHOR_DATE GIT_COMMITTER_DATE
 	rm -f "$idx"
 	trap - EXIT

@@ -72,7 +72,7 @@ fi
 initrd=$FPB_CACHE/initramfs-boot.cpio.gz
 [ -f "$initrd" ] || "$FPB_REPO/scripts/initramfs.sh" "$initrd" >/dev/null
 run_check "CONFIG_FREE_PAGE_BITMAP=n boots and binds a balloon that offers the bitmap" \
-	bash -c 'QEMU=$0 "$1" --kernel "$2" --initrd "$3" --run boot --balloon ,free-page-bitmap=on \
+	bash -c 'QEMU=$0 "$1" --kernel "$2" --initrd "$3" --run boot --balloon ,x-free-page-bitmap=on \
 		--timeout 120 --log "$4" -- -L /usr/share/seabios -L /usr/share/qemu >/dev/null' \
 	"$FPB_CACHE/build/qemu/qemu-system-x86_64" "$FPB_REPO/scripts/boot.sh" \
 	"$KBUILD_DIR/guest-off/arch/x86/boot/bzImage" "$initrd" "$FPB_CACHE/logs/series-off-boot.log"

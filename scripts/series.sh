@@ -90,24 +90,13 @@ fi
 
 rm -rf "$out"
 git format-patch -q --cover-letter --base=base -o "$out" base..HEAD
-cover=$(ls "$out"/0000-cover-letter.patch)
-python3 - "$cover" "$FPB_REPO/patches/linux/cover-letter" "$FPB_REPO/bench/results" <<'PY'
-import sys, os, re
-cover, template, results = sys.argv[1:]
-text = open(template).read()
-for name in re.findall(r"@include ([\w.-]+)@", text):
-    path = os.path.join(results, name)
-    body = open(path).read().strip() if os.path.exists(path) else "(not measured yet: %s)" % name
-    text = text.replace("@include %s@" % name, body)
-subject, _, body = text.partition("\n\n")
-letter = open(cover).read()
-letter = letter.replace("*** SUBJECT HERE ***", subject.strip())
-letter = letter.replace("*** BLURB HERE ***", body.strip())
-open(cover, "w").write(letter)
-PY
+fill_cover_letter "$out/0000-cover-letter.patch" "$FPB_REPO/patches/linux/cover-letter"
 echo "series: $(ls "$out" | grep -vc cover-letter) patches and a cover letter in $out"
 
 # The virtio spec proposal (virtio-spec/README.md), beside the series.
 mkdir -p "$out/virtio-spec"
 cp -p "$FPB_REPO"/virtio-spec/*.patch "$out/virtio-spec/"
 echo "series: the virtio spec proposal in $out/virtio-spec"
+
+# The QEMU series, beside it (it needs the assembled QEMU tree).
+"$FPB_REPO/scripts/qemu-series.sh"

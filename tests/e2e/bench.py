@@ -429,7 +429,7 @@ Each cell: median [min-max] of {repeats} repeats.
   loop, iothread) from `migrate` to completion.
 - Modes: none (plain virtio-balloon), free page hinting (`free-page-hint=on` with an
   iothread), free page reporting (`free-page-reporting=on`), free page bitmap
-  (`free-page-bitmap=on`; the guest builds its bitmap when the host starts the
+  (`x-free-page-bitmap=on`; the guest builds its bitmap when the host starts the
   migration, the default `enabled=host`, and the first pass waits for it), the
   same with the guest tracking all the time (`enabled=always`), and the default
   mode with `x-fpb-count-free=off` (free dirty pages counted as dirty in

@@ -104,10 +104,10 @@ class cpu_lock:
 def balloon_args(mode):
     dev = "virtio-balloon-pci,id=balloon0"
     if mode == "ours":
-        return ["-device", dev + ",free-page-bitmap=on"]
+        return ["-device", dev + ",x-free-page-bitmap=on"]
     if mode == "ours-nocount":
-        # bench only: free dirty pages counted as dirty, as before QEMU patch 0009
-        return ["-device", dev + ",free-page-bitmap=on,x-fpb-count-free=off"]
+        # bench only: free dirty pages counted as dirty, as before the count of QEMU patch 0005
+        return ["-device", dev + ",x-free-page-bitmap=on,x-fpb-count-free=off"]
     if mode == "hinting":
         return ["-object", "iothread,id=io1",
                 "-device", dev + ",free-page-hint=on,iothread=io1"]

@@ -754,7 +754,7 @@ static void test_virtio_balloon(void)
 	size_t len;
 
 	if (access(VB_FPB_DIR "layout", R_OK)) {
-		/* e.g. QEMU's virtio-balloon-pci without free-page-bitmap=on */
+		/* e.g. QEMU's virtio-balloon-pci without x-free-page-bitmap=on */
 		ksft_test_result_skip("virtio-balloon: no %s: no device offers the bitmap\n",
 				      VB_FPB_DIR);
 		ksft_test_result_skip("virtio-balloon: granule change\n");

@@ -12,7 +12,7 @@
  * a page right after the filter read its "free" bit.  With the core's
  * order (clear the log, then read) the write is logged and the page is
  * sent in the next round; with the order swapped the page's new content
- * never reaches the destination and the test fails.  qemu/tests/check.sh
+ * never reaches the destination and the test fails.  tests/qemu/check.sh
  * proves that on every run: it builds a copy of the core with the two
  * steps swapped and expects this test to fail (it did when first swapped
  * by hand, 2026-11-26: "not ok ... destination has the guest's content").

@@ -3,7 +3,7 @@
 #  1. the filter core's unit tests (plain gcc + ASan/UBSan, no QEMU build)
 #  2. the order mutation: the core with "clear log" and "read bits"
 #     swapped must fail the deferred-write-protect test
-#  3. checkpatch.pl on qemu/patches
+#  3. the exported QEMU series, checkpatch.pl on each of its patches
 #  4. the validator fuzzer (libFuzzer), FUZZ_SECONDS (default 30)
 #  5. QEMU's qtests for our device set, through meson test
 #  6. a smoke test with the project's guest kernel and its driver
@@ -17,7 +17,7 @@ set -euo pipefail
 
 tree=$FPB_CACHE/qemu
 build=$FPB_CACHE/build/qemu
-here=$FPB_REPO/qemu/tests
+here=$FPB_REPO/tests/qemu
 out=$FPB_CACHE/build/qemu-tests
 LOCK=/var/lock/fpb-cpu.lock
 mkdir -p "$out" "$FPB_CACHE/logs"
@@ -68,10 +68,17 @@ else
 	tap 1 "order mutation builds" "$(tail -20 "$out/build.log")"
 fi
 
-# 3. checkpatch (the header sync is imported from Linux by nature; the
-# emulation's new files are under migration/ and 0002's test matches
-# tests/qtest/migration-*, both of which MAINTAINERS covers)
-for p in "$FPB_REPO"/qemu/patches/*.patch; do
+# 3. the exported series (scripts/qemu-series.sh: each patch with the
+# files it adds), and checkpatch on each of its patches (the header sync
+# is imported from Linux by nature; the emulation's new files are under
+# migration/ and 0002's test matches tests/qtest/migration-*, both of
+# which MAINTAINERS covers)
+rc=0
+"$FPB_REPO/scripts/qemu-series.sh" > "$out/series.log" 2>&1 || rc=$?
+tap $rc "QEMU series exports: each patch and file once, in manifest order, ends at the assembled tree" \
+	"$(cat "$out/series.log")"
+for p in "$FPB_CACHE"/series/qemu/0*.patch; do
+	case $p in *cover-letter*) continue ;; esac
 	res=$("$tree/scripts/checkpatch.pl" -q "$p" 2>&1 |
 	      grep -v -e 'imported from Linux, are you using scripts/update-linux-headers.sh' \
 		      -e '^#[0-9]*: FILE: include/standard-headers/' \
@@ -91,7 +98,7 @@ done
 # 4. fuzzer
 rc=0
 "$here/fuzz.sh" "${FUZZ_SECONDS:-30}" > "$out/fuzz.log" 2>&1 || rc=$?
-tap $rc "validator fuzzer, ${FUZZ_SECONDS:-30} s (libFuzzer + ASan/UBSan, seed corpus qemu/fuzz/corpus)" \
+tap $rc "validator fuzzer, ${FUZZ_SECONDS:-30} s (libFuzzer + ASan/UBSan, seed corpus tests/qemu/corpus)" \
 	"$(tail -15 "$out/fuzz.log")"
 grep -E '^Done [0-9]+ runs' "$out/fuzz.log" | sed 's/^/# fuzz: /' || true
 

@@ -1,6 +1,6 @@
 /*
  * Just enough of QEMU's osdep.h for migration/free-page-bitmap-core.c to
- * build outside QEMU (qemu/tests: unit tests, fuzzer, benchmark).
+ * build outside QEMU (tests/qemu: unit tests, fuzzer, benchmark).
  */
 #ifndef FPB_SHIM_OSDEP_H
 #define FPB_SHIM_OSDEP_H

@@ -2,11 +2,11 @@
 # Apply one mutation to the assembled QEMU tree, rebuild, run e2e
 # scenarios against it (TAP: the scenarios that should catch it must
 # fail), then restore the tree and rebuild.  Not part of make check.
-#   qemu/tests/mutations/run.sh state-all.patch ours kvm-ours-shift6
+#   tests/qemu/mutations/run.sh state-all.patch ours kvm-ours-shift6
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../../../scripts/lib.sh"
 
-patch=$FPB_REPO/qemu/tests/mutations/$1; shift
+patch=$FPB_REPO/tests/qemu/mutations/$1; shift
 tree=$FPB_CACHE/qemu
 [ -f "$patch" ] || die "no mutation $patch"
 [ -z "$(git -C "$tree" status --porcelain)" ] || die "$tree has edits: make qemu first"

@@ -3,7 +3,7 @@
 
 Boots the project's guest kernel (make kernel: $FPB_CACHE/build/guest)
 with an initramfs whose init just sleeps, on our qemu-system-x86_64 with
-free-page-bitmap=on, and checks that the driver announces its header,
+x-free-page-bitmap=on, and checks that the driver announces its header,
 that a migration to a file skips free pages without rejecting the
 layout, and that a system reset forgets the header until the rebooted
 driver announces again.  Whether the destination then has the right
@@ -105,7 +105,7 @@ def main():
              "-kernel", KERNEL, "-initrd", INITRD,
              "-append", "console=ttyS0 panic=-1 rdinit=/bin/busybox -- sleep "
              f"{int(600 * SCALE)}",
-             "-device", "virtio-balloon-pci,id=balloon0,free-page-bitmap=on",
+             "-device", "virtio-balloon-pci,id=balloon0,x-free-page-bitmap=on",
              "-qmp", f"unix:{sock},server=on,wait=off"])
         try:
             qmp = Qmp(sock)

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Fuzz the free page bitmap layout validator and filter for SECONDS
 # (default 60) with libFuzzer + ASan/UBSan, starting from the seed corpus
-# qemu/fuzz/corpus (copied: new inputs stay in the build directory).
-# Regenerate the seeds with: qemu/tests/fuzz.sh --seeds
+# tests/qemu/corpus (copied: new inputs stay in the build directory).
+# Regenerate the seeds with: tests/qemu/fuzz.sh --seeds
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../../scripts/lib.sh"
 
 tree=$FPB_CACHE/qemu
-here=$FPB_REPO/qemu/tests
+here=$FPB_REPO/tests/qemu
 out=$FPB_CACHE/build/qemu-tests
-corpus=$FPB_REPO/qemu/fuzz/corpus
+corpus=$FPB_REPO/tests/qemu/corpus
 core=$tree/migration/free-page-bitmap-core.c
 [ -f "$core" ] || die "$tree has no filter core: run make qemu first"
 mkdir -p "$out"

@@ -6,7 +6,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../../scripts/lib.sh"
 
 tree=$FPB_CACHE/qemu
-here=$FPB_REPO/qemu/tests
+here=$FPB_REPO/tests/qemu
 out=$FPB_CACHE/build/qemu-tests
 result=$FPB_REPO/bench/results/qemu-filter.md
 core=$tree/migration/free-page-bitmap-core.c
@@ -21,7 +21,7 @@ echo "$table"
 {
 	echo "# Free page bitmap: host filter cost per sync"
 	echo
-	echo "Command: \`make bench-qemu\` (qemu/tests/bench.sh: qemu/tests/bench.c built"
+	echo "Command: \`make bench-qemu\` (tests/qemu/bench.sh: tests/qemu/bench.c built"
 	echo "with gcc -O2 against migration/free-page-bitmap-core.c of the assembled"
 	echo "QEMU tree), $(date -u +%Y-%m-%d), $(nproc) CPUs: $(sed -n '/^model name/{s/^model name\s*: //p;q}' /proc/cpuinfo)."
 	echo

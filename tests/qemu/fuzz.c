@@ -6,7 +6,7 @@
  * Input: header_gpa (8 bytes, LE), window selector (8 bytes), then the
  * contents of guest RAM: 32 KiB at guest-physical 0 and 16 KiB at 1 MiB
  * (a hole in between).  Built with -DFPB_FUZZ_SEEDS it writes the seed
- * corpus (qemu/fuzz/corpus) instead.
+ * corpus (tests/qemu/corpus) instead.
  */
 #include "fake-guest.h"
 

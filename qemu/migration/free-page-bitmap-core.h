@@ -1,0 +1,178 @@
+/*
+ * Free page bitmap: validation of the guest's layout and the filter that
+ * drops guest-free pages from a migration dirty bitmap.
+ *
+ * This part knows nothing about RAMBlocks, the memory API or locking: it
+ * works on guest-physical addresses through a few callbacks, so that it
+ * can be unit-tested and fuzzed outside QEMU.
+ *
+ * Copyright (c) 2026 The free page bitmap developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef MIGRATION_FREE_PAGE_BITMAP_CORE_H
+#define MIGRATION_FREE_PAGE_BITMAP_CORE_H
+
+#include "standard-headers/linux/virtio_balloon.h"
+
+/* At most this many ranges (guest zones) per layout. */
+#define FPB_MAX_RANGES          64
+/* Largest guest page (page_shift) and granule (page_shift + order). */
+#define FPB_MAX_PAGE_SHIFT      24
+#define FPB_MAX_GRANULE_SHIFT   40
+
+typedef struct FpbOps {
+    /*
+     * Copy @len bytes of guest-physical memory at @gpa to @buf.  Returns
+     * false, and copies nothing, unless all of it is plain guest RAM (no
+     * MMIO, ROM, ram_device or discarded memory).  An aligned 32-bit
+     * value (seq) is read with one atomic load.
+     */
+    bool (*read)(void *opaque, uint64_t gpa, void *buf, uint64_t len);
+    /* Whether [@gpa, @gpa + @len) is plain guest RAM, as for read(). */
+    bool (*is_ram)(void *opaque, uint64_t gpa, uint64_t len);
+    /*
+     * Clear the dirty log of the pages fpb_filter() is about to filter:
+     * from here on, writes to them show up at the next dirty-bitmap
+     * sync.  NULL if the caller has cleared it already (QEMU's migration
+     * does, in migration_clear_memory_region_dirty_bitmap()).
+     */
+    void (*clear_log)(void *opaque);
+} FpbOps;
+
+/* What the host allows a layout to be. */
+typedef struct FpbLimits {
+    /* log2 of the page size of the migration bitmap */
+    unsigned target_page_bits;
+    /* end of the guest-physical address space that holds RAM */
+    uint64_t max_gpa;
+} FpbLimits;
+
+/* One validated range: a guest zone's span and its bitmap pages. */
+typedef struct FpbRange {
+    /* first guest page, aligned to the granule */
+    uint64_t start_pfn;
+    /* granules covered, one bit each */
+    uint64_t nr_bits;
+    /* number of bitmap pages */
+    uint64_t nr_pages;
+    /* guest-physical address of each bitmap page, in order */
+    uint64_t *page_gpa;
+} FpbRange;
+
+/* A snapshot of the guest's layout, valid while the header's seq is. */
+typedef struct FpbLayout {
+    /* true once validated; everything below is meaningless otherwise */
+    bool valid;
+    /* the header this snapshot was read from */
+    uint64_t header_gpa;
+    /* the (even) seq the snapshot was read at */
+    uint32_t seq;
+    /* log2 of the guest page size */
+    uint8_t page_shift;
+    /* log2 of the guest pages per bit */
+    uint8_t granule_order;
+    /* number of entries in @ranges */
+    uint32_t nr_ranges;
+    /* the ranges, possibly overlapping */
+    FpbRange *ranges;
+    /* sum of nr_bits over the ranges */
+    uint64_t total_bits;
+} FpbLayout;
+
+/* A run of pages of one dirty bitmap, contiguous in guest-physical space. */
+typedef struct FpbWindow {
+    /* guest-physical address of the first page, page aligned */
+    uint64_t gpa;
+    /* index of the first page in the dirty bitmap */
+    uint64_t first_page;
+    /* number of pages (of 1 << target_page_bits bytes) */
+    uint64_t npages;
+} FpbWindow;
+
+/* The filter's state: the layout snapshot and scratch buffers. */
+typedef struct FpbFilter {
+    /* bounds for the layout */
+    FpbLimits limits;
+    /* the last snapshot that was validated */
+    FpbLayout layout;
+    /* free pages of the windows being filtered, one word-aligned run each */
+    unsigned long *free;
+    /* size of @free in longs */
+    size_t free_longs;
+    /* bitmap bytes read from the guest */
+    uint8_t *buf;
+    /* size of @buf in bytes */
+    size_t buf_len;
+} FpbFilter;
+
+typedef enum FpbStatus {
+    /* the bits were read and applied */
+    FPB_OK,
+    /* nothing filtered this time: guest not active or changing its layout */
+    FPB_BUSY,
+    /* the layout is bad: the guest must not be trusted until re-announced */
+    FPB_REJECTED,
+} FpbStatus;
+
+void fpb_filter_init(FpbFilter *f, const FpbLimits *limits);
+void fpb_filter_destroy(FpbFilter *f);
+/* Forget the layout snapshot (new header, device reset). */
+void fpb_layout_reset(FpbLayout *l);
+
+/*
+ * Whether the guest's bitmap at @header_gpa is on: FPB_OK if it is,
+ * FPB_BUSY if not (yet), FPB_REJECTED (and *@reason) if the header is bad.
+ */
+FpbStatus fpb_header_status(const FpbOps *ops, void *opaque,
+                            uint64_t header_gpa, const char **reason);
+
+/*
+ * Read and validate the layout announced at @header_gpa into @l.
+ * FPB_REJECTED sets *@reason to a static string.
+ */
+FpbStatus fpb_layout_load(FpbLayout *l, const FpbLimits *limits,
+                          const FpbOps *ops, void *opaque,
+                          uint64_t header_gpa, const char **reason);
+
+/*
+ * Drop the pages of @windows that the guest says are free from @bmap.
+ *
+ * First clear the dirty log (@ops->clear_log, unless the caller did, which
+ * has to be just as first), then read seq, the bits and
+ * seq again, then clear the bits of free pages in @bmap.  A page left
+ * unsent this way was free after write tracking was re-armed, so a later
+ * allocation and write shows up in the next sync.  Reading the bits before
+ * clearing the log would lose such writes.
+ *
+ * The windows must not overlap in @bmap.  *@cleared is the number of bits
+ * that were set in @bmap and are now clear.
+ */
+FpbStatus fpb_filter(FpbFilter *f, const FpbOps *ops, void *opaque,
+                     uint64_t header_gpa, const FpbWindow *windows,
+                     unsigned nr_windows, unsigned long *bmap,
+                     uint64_t *cleared, const char **reason);
+
+/*
+ * Count the dirty pages of @windows in @bmap that the guest says are free,
+ * dropping nothing: the bits are read without clearing any dirty log,
+ * which is safe only because nothing is dropped on their word.
+ */
+FpbStatus fpb_count(FpbFilter *f, const FpbOps *ops, void *opaque,
+                    uint64_t header_gpa, const FpbWindow *windows,
+                    unsigned nr_windows, const unsigned long *bmap,
+                    uint64_t *count, const char **reason);
+
+/* How many bits of @free (@n bits from 0) are set in @bmap from @start. */
+uint64_t fpb_bitmap_count_free(const unsigned long *bmap, uint64_t start,
+                               const unsigned long *free, uint64_t n);
+
+/*
+ * Clear the bits of @free (@n bits from 0) in @bmap from bit @start.
+ * Returns how many of them were set.
+ */
+uint64_t fpb_bitmap_clear_free(unsigned long *bmap, uint64_t start,
+                               const unsigned long *free, uint64_t n);
+
+#endif

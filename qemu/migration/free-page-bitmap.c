@@ -1,0 +1,632 @@
+/*
+ * Free page bitmap: drop guest-free pages from the migration bitmap.
+ *
+ * The guest keeps a bitmap of its free pages in its own memory (see
+ * standard-headers/linux/virtio_balloon.h) and virtio-balloon tells us
+ * where.  Whenever migration is about to send from a chunk of guest RAM
+ * whose dirty log it has not cleared yet since the last sync, it clears
+ * that log first and then (migration_clear_memory_region_dirty_bitmap())
+ * drops the pages the guest has free from the chunk: a page allocated and
+ * written after we read its bit is caught by the dirty log.  Reading the
+ * bits before clearing the log would lose such writes with KVM's manual
+ * dirty log clear, where a page stays writable without being logged until
+ * its chunk's log is cleared; this is why the order of
+ * qemu_guest_free_page_hint() must not be copied here.
+ *
+ * So a page is dropped only if its chunk's bit in rb->clear_bmap is clear
+ * (the log was cleared since the last sync, or the sync cleared it
+ * itself): free_page_bitmap_filter() checks that state, whoever calls it.
+ *
+ * The layout is read and validated by free-page-bitmap-core.c.  The state
+ * below is protected by fpb.lock: the migration thread (which does not
+ * hold the BQL) filters under it, and the device changes the header under
+ * it.  Lock order: bitmap_mutex, then fpb.lock.
+ *
+ * Copyright (c) 2026 The free page bitmap developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/atomic.h"
+#include "qemu/error-report.h"
+#include "qemu/lockable.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "exec/address-spaces.h"
+#include "exec/memory.h"
+#include "exec/ramblock.h"
+#include "exec/target_page.h"
+#include "system/runstate.h"
+#include "migration/free-page-bitmap.h"
+#include "free-page-bitmap-core.h"
+#include "qapi/qapi-types-migration.h"
+#include "migration-stats.h"
+#include "options.h"
+#include "migration.h"
+#include "ram.h"
+#include "trace.h"
+
+/* Guest-physical runs of one chunk; more (rare aliases) stay unfiltered. */
+#define FPB_MAX_WINDOWS 16
+/*
+ * Bits are read again every this many pages sent (128 MiB of 4 KiB pages),
+ * where the log is cleared: pages freed since the chunk's log was cleared,
+ * or before the guest turned the bitmap on, are dropped too.
+ */
+#define FPB_REFRESH_PAGES (1UL << 15)
+/* How often free_page_bitmap_wait_guest() looks at the guest's header. */
+#define FPB_WAIT_POLL_US (5 * 1000)
+
+static struct {
+    QemuMutex lock;
+    /* filtering wanted (migration running); read without the lock */
+    bool enabled;
+    /* the announced header, 0 if none */
+    uint64_t header_gpa;
+    /* the header's layout was rejected: no filtering until a new one */
+    bool rejected;
+    /* layout snapshot and scratch space */
+    FpbFilter filter;
+    FreePageBitmapStats stats;
+    /* how long the first pass waits for the guest to turn its bitmap on */
+    unsigned wait_ms;
+    /* free_page_bitmap_count() counts (off: only for comparisons) */
+    bool count_free;
+    /* test only: drop every Nth dirty page the guest did not call free */
+    unsigned test_drop_in_use;
+    uint64_t test_count;
+    /* dirty sync count of the round the counters below are for */
+    uint64_t round;
+    /* whether the filter ran in that round */
+    bool round_filtered;
+    /* time spent filtering in that round */
+    uint64_t round_ns;
+} fpb;
+
+static void __attribute__((constructor)) free_page_bitmap_init(void)
+{
+    FpbLimits limits = { 0 };
+
+    qemu_mutex_init(&fpb.lock);
+    fpb_filter_init(&fpb.filter, &limits);
+    fpb.count_free = true;
+    fpb.stats.reject_reason = "";
+}
+
+/* Plain guest RAM: no MMIO, ROM, ram_device or discarded memory. */
+static bool fpb_plain_ram(MemoryRegion *mr, hwaddr xlat, hwaddr len)
+{
+    if (!memory_region_is_ram(mr) || memory_region_is_ram_device(mr) ||
+        memory_region_is_rom(mr) || memory_region_is_romd(mr)) {
+        return false;
+    }
+    if (memory_region_has_ram_discard_manager(mr)) {
+        RamDiscardManager *rdm = memory_region_get_ram_discard_manager(mr);
+        MemoryRegionSection s = {
+            .mr = mr,
+            .offset_within_region = xlat,
+            .size = int128_make64(len),
+        };
+
+        return ram_discard_manager_is_populated(rdm, &s);
+    }
+    return true;
+}
+
+/* Check (and with @buf, copy) [@gpa, @gpa + @len) of guest RAM. */
+static bool fpb_access(uint64_t gpa, void *buf, uint64_t len)
+{
+    uint8_t *p = buf;
+    FlatView *fv;
+
+    if (len > UINT64_MAX - gpa) {
+        return false;
+    }
+    RCU_READ_LOCK_GUARD();
+    fv = address_space_to_flatview(&address_space_memory);
+    while (len) {
+        hwaddr xlat, l = len;
+        MemoryRegion *mr = flatview_translate(fv, gpa, &xlat, &l, false,
+                                              MEMTXATTRS_UNSPECIFIED);
+
+        if (!l || !fpb_plain_ram(mr, xlat, l)) {
+            return false;
+        }
+        if (p) {
+            uint8_t *host = (uint8_t *)memory_region_get_ram_ptr(mr) + xlat;
+
+            if (l == sizeof(uint32_t) && !((uintptr_t)host & 3)) {
+                /* seq: one atomic load (see FpbOps.read) */
+                *(uint32_t *)p = qatomic_read((uint32_t *)host);
+            } else {
+                memcpy(p, host, l);
+            }
+            p += l;
+        }
+        gpa += l;
+        len -= l;
+    }
+    return true;
+}
+
+static bool fpb_read(void *opaque, uint64_t gpa, void *buf, uint64_t len)
+{
+    return fpb_access(gpa, buf, len);
+}
+
+static bool fpb_is_ram(void *opaque, uint64_t gpa, uint64_t len)
+{
+    return fpb_access(gpa, NULL, len);
+}
+
+typedef struct FpbChunk {
+    RAMBlock *rb;
+    /* the pages to filter, as offsets in @rb */
+    ram_addr_t start, end;
+    unsigned tp_bits;
+    unsigned nr;
+    FpbWindow w[FPB_MAX_WINDOWS];
+} FpbChunk;
+
+/* The caller clears the dirty log (see free_page_bitmap_filter()). */
+static const FpbOps fpb_ops = {
+    .read = fpb_read,
+    .is_ram = fpb_is_ram,
+};
+
+/* flatview_cb: where the chunk's pages are in guest-physical space. */
+static bool fpb_add_window(Int128 start, Int128 len, const MemoryRegion *mr,
+                           hwaddr off, void *opaque)
+{
+    FpbChunk *c = opaque;
+    uint64_t page = 1ULL << c->tp_bits, a, b, l;
+
+    if (mr->ram_block != c->rb) {
+        return false;
+    }
+    l = int128_get64(len);
+    a = ROUND_UP(MAX(off, c->start), page);
+    b = QEMU_ALIGN_DOWN(MIN(off + l, c->end), page);
+    if (a >= b) {
+        return false;
+    }
+    if (c->nr == FPB_MAX_WINDOWS) {
+        return true;
+    }
+    c->w[c->nr++] = (FpbWindow) {
+        .gpa = int128_get64(start) + (a - off),
+        .first_page = a >> c->tp_bits,
+        .npages = (b - a) >> c->tp_bits,
+    };
+    return false;
+}
+
+/*
+ * A page mapped at two guest-physical addresses would have two bits; drop
+ * the windows that overlap rather than decide which one to believe.
+ */
+static void fpb_drop_aliases(FpbChunk *c)
+{
+    bool bad[FPB_MAX_WINDOWS] = { false };
+    unsigned i, j, n = 0;
+
+    for (i = 0; i < c->nr; i++) {
+        for (j = i + 1; j < c->nr; j++) {
+            if (c->w[i].first_page < c->w[j].first_page + c->w[j].npages &&
+                c->w[j].first_page < c->w[i].first_page + c->w[i].npages) {
+                bad[i] = bad[j] = true;
+            }
+        }
+    }
+    for (i = 0; i < c->nr; i++) {
+        if (!bad[i]) {
+            c->w[n++] = c->w[i];
+        }
+    }
+    c->nr = n;
+}
+
+static bool fpb_max_gpa_cb(Int128 start, Int128 len, const MemoryRegion *mr,
+                           hwaddr off, void *opaque)
+{
+    uint64_t *max = opaque;
+
+    if (mr->ram_block && memory_region_is_ram((MemoryRegion *)mr)) {
+        *max = MAX(*max, int128_get64(start) + int128_get64(len));
+    }
+    return false;
+}
+
+/* Bounds for the layout: the guest's RAM as it is now. */
+static void fpb_update_limits(void)
+{
+    FpbLimits limits = {
+        .target_page_bits = qemu_target_page_bits(),
+    };
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        FlatView *fv = address_space_to_flatview(&address_space_memory);
+
+        flatview_for_each_range(fv, fpb_max_gpa_cb, &limits.max_gpa);
+    }
+    fpb.filter.limits = limits;
+}
+
+static void fpb_reject(const char *reason)
+{
+    fpb.rejected = true;
+    fpb.stats.rejected++;
+    fpb.stats.reject_reason = reason;
+    fpb_layout_reset(&fpb.filter.layout);
+    trace_free_page_bitmap_reject(fpb.header_gpa, reason);
+    warn_report_once("free page bitmap: guest layout rejected (%s), "
+                     "migrating its free pages too", reason);
+}
+
+bool free_page_bitmap_migration_allowed(void)
+{
+    /*
+     * A page dropped under postcopy is never sent if the destination
+     * faults on it; COLO and background snapshots need every page.
+     */
+    return !migrate_postcopy_ram() && !migrate_colo() &&
+           !migrate_background_snapshot();
+}
+
+bool free_page_bitmap_active(void)
+{
+    return qatomic_read(&fpb.enabled) && free_page_bitmap_migration_allowed()
+           && !migration_in_postcopy();
+}
+
+/*
+ * Only plain guest RAM that no one else sees: a ROM, a ram_device or a
+ * shared backend keeps its content whatever the guest's bits say.
+ */
+static bool fpb_block_droppable(RAMBlock *rb)
+{
+    return !qemu_ram_is_shared(rb) && !memory_region_is_rom(rb->mr) &&
+           !memory_region_is_romd(rb->mr) &&
+           !memory_region_is_ram_device(rb->mr);
+}
+
+/* Whether the dirty log of the chunk holding @offset was cleared. */
+static bool fpb_log_cleared(RAMBlock *rb, ram_addr_t offset)
+{
+    unsigned tp_bits = qemu_target_page_bits();
+
+    return !rb->clear_bmap ||
+           !test_bit((offset >> tp_bits) >> rb->clear_bmap_shift,
+                     rb->clear_bmap);
+}
+
+/* The end of the run of chunks from @offset whose log is (@cleared) clear. */
+static ram_addr_t fpb_run_end(RAMBlock *rb, ram_addr_t offset,
+                              ram_addr_t end, bool cleared)
+{
+    ram_addr_t chunk;
+
+    if (!rb->clear_bmap) {
+        return end;
+    }
+    chunk = (ram_addr_t)1 << (rb->clear_bmap_shift + qemu_target_page_bits());
+    while (offset < end && fpb_log_cleared(rb, offset) == cleared) {
+        offset = MIN(QEMU_ALIGN_DOWN(offset, chunk) + chunk, end);
+    }
+    return offset;
+}
+
+/*
+ * Test only (x-fpb-test-drop-in-use=N on the device): also drop every Nth
+ * page of @c that is still dirty, which the guest did not call free, so
+ * that an end-to-end test can show that its oracle catches a filter that
+ * drops pages in use.
+ */
+static uint64_t fpb_test_drop_in_use(RAMBlock *rb, const FpbChunk *c)
+{
+    uint64_t dropped = 0;
+
+    for (unsigned i = 0; i < c->nr; i++) {
+        const FpbWindow *w = &c->w[i];
+
+        for (uint64_t p = w->first_page; p < w->first_page + w->npages; p++) {
+            if (test_bit(p, rb->bmap) &&
+                !(++fpb.test_count % fpb.test_drop_in_use)) {
+                clear_bit(p, rb->bmap);
+                dropped++;
+            }
+        }
+    }
+    return dropped;
+}
+
+/* Per-round state, reset by the first filter or count of a round. */
+static void fpb_start_round(void)
+{
+    uint64_t round = stat64_get(&mig_stats.dirty_sync_count);
+
+    if (round != fpb.round) {
+        fpb.round = round;
+        fpb.round_filtered = false;
+        fpb.round_ns = 0;
+        fpb_update_limits();
+    }
+}
+
+/* Where @c's pages are in guest-physical space; RCU read lock held. */
+static void fpb_find_windows(FpbChunk *c)
+{
+    FlatView *fv = address_space_to_flatview(&address_space_memory);
+
+    flatview_for_each_range(fv, fpb_add_window, c);
+    fpb_drop_aliases(c);
+}
+
+/* Drop the free pages of [@start, @end) of @rb; fpb.lock held. */
+static uint64_t fpb_filter_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
+{
+    FpbChunk c = {
+        .rb = rb,
+        .start = start,
+        .end = end,
+        .tp_bits = qemu_target_page_bits(),
+    };
+    const char *reason = "";
+    uint64_t cleared = 0, t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    FpbStatus ret;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        fpb_find_windows(&c);
+        ret = fpb_filter(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w,
+                         c.nr, rb->bmap, &cleared, &reason);
+    }
+
+    if (ret == FPB_OK && fpb.test_drop_in_use) {
+        cleared += fpb_test_drop_in_use(rb, &c);
+    }
+    if (ret == FPB_REJECTED) {
+        fpb_reject(reason);
+    } else if (ret == FPB_OK) {
+        if (!fpb.round_filtered) {
+            fpb.round_filtered = true;
+            fpb.stats.syncs_filtered++;
+            fpb.stats.pages_skipped_last = 0;
+        }
+        fpb.stats.pages_skipped += cleared;
+        fpb.stats.pages_skipped_last += cleared;
+        fpb.round_ns += qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0;
+        fpb.stats.filter_us_last = fpb.round_ns / 1000;
+        fpb.stats.filter_us_max = MAX(fpb.stats.filter_us_max,
+                                      fpb.stats.filter_us_last);
+    }
+    trace_free_page_bitmap_filter(rb->idstr, start, end - start, ret, cleared,
+                                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0);
+    return cleared;
+}
+
+uint64_t free_page_bitmap_filter(RAMBlock *rb, ram_addr_t start,
+                                 ram_addr_t size)
+{
+    ram_addr_t end = MIN(start + size, rb->used_length);
+    uint64_t cleared = 0;
+
+    QEMU_LOCK_GUARD(&fpb.lock);
+    if (!fpb.header_gpa || fpb.rejected || !free_page_bitmap_active() ||
+        !fpb_block_droppable(rb)) {
+        return 0;
+    }
+
+    fpb_start_round();
+
+    /*
+     * Every drop is bound to a cleared dirty log: skip the chunks whose
+     * log the last sync left for migration to clear and it has not yet.
+     */
+    while (start < end && !fpb.rejected) {
+        ram_addr_t run = fpb_run_end(rb, start, end, true);
+
+        if (run > start) {
+            cleared += fpb_filter_run(rb, start, run);
+        }
+        start = fpb_run_end(rb, run, end, false);
+    }
+    return cleared;
+}
+
+/* Count the free pages of [@start, @end) of @rb that are dirty. */
+static uint64_t fpb_count_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
+{
+    FpbChunk c = {
+        .rb = rb,
+        .start = start,
+        .end = end,
+        .tp_bits = qemu_target_page_bits(),
+    };
+    const char *reason = "";
+    uint64_t count = 0;
+    FpbStatus ret;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        fpb_find_windows(&c);
+        ret = fpb_count(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w, c.nr,
+                        rb->bmap, &count, &reason);
+    }
+    if (ret == FPB_REJECTED) {
+        fpb_reject(reason);
+    }
+    trace_free_page_bitmap_count(rb->idstr, start, end - start, ret, count);
+    return ret == FPB_OK ? count : 0;
+}
+
+uint64_t free_page_bitmap_count(RAMBlock *rb)
+{
+    ram_addr_t start = 0, end = rb->used_length;
+    uint64_t count = 0;
+
+    QEMU_LOCK_GUARD(&fpb.lock);
+    if (!fpb.header_gpa || fpb.rejected || !fpb.count_free ||
+        !free_page_bitmap_active() || !fpb_block_droppable(rb)) {
+        return 0;
+    }
+    fpb_start_round();
+    /* Only where the log is still to clear: the rest was filtered. */
+    while (start < end && !fpb.rejected) {
+        ram_addr_t run;
+
+        start = fpb_run_end(rb, start, end, true);
+        run = fpb_run_end(rb, start, end, false);
+        if (run > start) {
+            count += fpb_count_run(rb, start, run);
+        }
+        start = run;
+    }
+    return count;
+}
+
+void free_page_bitmap_set_count_free(bool on)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    fpb.count_free = on;
+}
+
+/*
+ * Where free_page_bitmap_refresh() last read bits.  Only the migration
+ * thread uses it, with bitmap_mutex held.
+ */
+static struct {
+    RAMBlock *rb;
+    unsigned long part;
+    uint64_t round;
+} fpb_last;
+
+uint64_t free_page_bitmap_refresh(RAMBlock *rb, unsigned long page)
+{
+    uint64_t round = stat64_get(&mig_stats.dirty_sync_count);
+    unsigned long part = page / FPB_REFRESH_PAGES;
+    unsigned tp_bits = qemu_target_page_bits();
+
+    if (fpb_last.rb == rb && fpb_last.part == part &&
+        fpb_last.round == round) {
+        return 0;
+    }
+    fpb_last.rb = rb;
+    fpb_last.part = part;
+    fpb_last.round = round;
+    /* Only the chunks of the part whose log is clear are filtered. */
+    return free_page_bitmap_filter(rb,
+                                   (ram_addr_t)part * FPB_REFRESH_PAGES
+                                   << tp_bits,
+                                   (ram_addr_t)FPB_REFRESH_PAGES << tp_bits);
+}
+
+void free_page_bitmap_set_header(uint64_t gpa)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    if (fpb.header_gpa || gpa) {
+        trace_free_page_bitmap_set_header(fpb.header_gpa, gpa);
+    }
+    fpb.header_gpa = gpa;
+    fpb.rejected = false;
+    fpb_layout_reset(&fpb.filter.layout);
+}
+
+void free_page_bitmap_set_enabled(bool enabled)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    trace_free_page_bitmap_set_enabled(enabled);
+    qatomic_set(&fpb.enabled, enabled);
+    fpb.round = 0;
+    fpb_last.rb = NULL;
+    fpb_layout_reset(&fpb.filter.layout);
+}
+
+bool free_page_bitmap_check_header(uint64_t gpa)
+{
+    struct virtio_balloon_fpb_header h;
+
+    if (!(gpa & 7) && fpb_access(gpa, &h, sizeof(h)) &&
+        le32_to_cpu(h.magic) == VIRTIO_BALLOON_FPB_MAGIC) {
+        return true;
+    }
+    QEMU_LOCK_GUARD(&fpb.lock);
+    fpb.stats.rejected++;
+    fpb.stats.reject_reason = "migrated header not valid";
+    return false;
+}
+
+void free_page_bitmap_set_wait_ms(unsigned ms)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    fpb.wait_ms = ms;
+}
+
+/* Whether the guest's bitmap is on, FPB_BUSY while it is not yet. */
+static FpbStatus fpb_guest_status(void)
+{
+    const char *reason;
+
+    QEMU_LOCK_GUARD(&fpb.lock);
+    if (!fpb.header_gpa || fpb.rejected) {
+        return FPB_REJECTED;
+    }
+    /* A bad header is rejected (and counted) by the first filter. */
+    return fpb_header_status(&fpb_ops, NULL, fpb.header_gpa, &reason);
+}
+
+void free_page_bitmap_wait_guest(MigrationState *s)
+{
+    int64_t t0 = qemu_clock_get_ms(QEMU_CLOCK_REALTIME), waited;
+    const char *result;
+
+    if (!free_page_bitmap_active()) {
+        return;
+    }
+    for (;;) {
+        FpbStatus status = fpb_guest_status();
+
+        waited = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - t0;
+        if (status != FPB_BUSY) {
+            result = status == FPB_OK ? "guest ready" : "no usable header";
+            break;
+        }
+        if (qatomic_read(&s->state) != MIGRATION_STATUS_ACTIVE) {
+            result = "migration no longer active";
+            break;
+        }
+        if (!runstate_is_running()) {
+            result = "guest not running";
+            break;
+        }
+        if (waited >= qatomic_read(&fpb.wait_ms)) {
+            result = "timed out";
+            break;
+        }
+        g_usleep(FPB_WAIT_POLL_US);
+    }
+
+    WITH_QEMU_LOCK_GUARD(&fpb.lock) {
+        fpb.stats.wait_ms_last = waited;
+        if (!strcmp(result, "timed out")) {
+            fpb.stats.wait_timeouts++;
+        }
+    }
+    trace_free_page_bitmap_wait_guest(result, waited);
+}
+
+void free_page_bitmap_set_test_drop_in_use(unsigned n)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    if (n) {
+        warn_report("free page bitmap: x-fpb-test-drop-in-use=%u drops pages "
+                    "in use: the destination will be corrupt (a test mode)",
+                    n);
+    }
+    fpb.test_drop_in_use = n;
+}
+
+void free_page_bitmap_get_stats(FreePageBitmapStats *stats)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    *stats = fpb.stats;
+}
