@@ -164,7 +164,9 @@ commit_series() {
 # must be changed with a patch instead.
 commit_files() {
 	local src=$1 head=$2 files f mode; shift 2
-	files=$(cd "$FPB_REPO/$src" && git ls-files --cached --others --exclude-standard -- "$@")
+	# (this repository's own index, not the one being committed)
+	files=$(cd "$FPB_REPO/$src" &&
+		env -u GIT_INDEX_FILE git ls-files --cached --others --exclude-standard -- "$@")
 	[ -n "$files" ] || { echo "$head"; return; }
 	while read -r f; do
 		git cat-file -e "base:$f" 2>/dev/null &&
@@ -193,4 +195,21 @@ letter = letter.replace("*** SUBJECT HERE ***", subject.strip())
 letter = letter.replace("*** BLURB HERE ***", body.strip())
 open(cover, "w").write(letter)
 PY
+}
+
+# for_each_stanza MANIFEST FN: call FN PATCH FILE... for each stanza of a
+# series manifest ("patch: NAME" and the "file: PATH" lines after it).
+for_each_stanza() {
+	local manifest=$1 fn=$2 key value patch='' files=()
+	while read -r key value; do
+		case $key in
+		''|'#'*) continue ;;
+		patch:)
+			[ -z "$patch" ] || "$fn" "$patch" ${files[@]+"${files[@]}"}
+			patch=$value files=() ;;
+		file:) files+=("$value") ;;
+		*) die "$manifest: '$key $value' is neither patch: nor file:" ;;
+		esac
+	done < "$manifest"
+	[ -z "$patch" ] || "$fn" "$patch" ${files[@]+"${files[@]}"}
 }

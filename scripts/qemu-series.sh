@@ -47,18 +47,7 @@ commit_stanza() { # commit_stanza PATCH FILE...
 	[ $# = 0 ] || git commit -q --amend --no-edit
 }
 
-patch= files=()
-while read -r key value; do
-	case $key in
-	''|'#'*) continue ;;
-	patch:)
-		[ -z "$patch" ] || commit_stanza "$patch" ${files[@]+"${files[@]}"}
-		patch=$value files=() ;;
-	file:) files+=("$value") ;;
-	*) die "qemu series: manifest line '$key $value' is neither patch: nor file:" ;;
-	esac
-done < "$patches/manifest"
-[ -z "$patch" ] || commit_stanza "$patch" ${files[@]+"${files[@]}"}
+for_each_stanza "$patches/manifest" commit_stanza
 
 # shellcheck disable=SC2086
 missing=$( { grep -v '^\s*\(#\|$\)' "$patches/series"

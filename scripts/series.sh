@@ -64,18 +64,7 @@ commit_stanza() { # commit_stanza PATCH FILE...: one commit of the series
 	fi
 }
 
-patch= files=()
-while read -r key value; do
-	case $key in
-	''|'#'*) continue ;;
-	patch:)
-		[ -z "$patch" ] || commit_stanza "$patch" ${files[@]+"${files[@]}"}
-		patch=$value files=() ;;
-	file:) files+=("$value") ;;
-	*) die "series: manifest line '$key $value' is neither patch: nor file:" ;;
-	esac
-done < "$manifest"
-[ -z "$patch" ] || commit_stanza "$patch" ${files[@]+"${files[@]}"}
+for_each_stanza "$manifest" commit_stanza
 
 # Everything is in the series once, and the series is the assembled tree.
 missing=$( { grep -v '^\s*\(#\|$\)' "$FPB_REPO/patches/linux/series" | awk '{print $1}'
