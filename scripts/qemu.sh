@@ -2,8 +2,8 @@
 # Build our qemu-system-x86_64: Debian's pinned QEMU source (the orig
 # tarball of QEMU_DEB_VERSION, sha256-checked against apt's source index)
 # + qemu/patches/series applied in order, one commit each, + our new files
-# under qemu/ (one last commit), in the git work tree $FPB_CACHE/qemu, built with a minimal device set into
-# $FPB_CACHE/build/qemu.  Every step is skipped when its input did not
+# under qemu/ (one last commit), in the git work tree $FPB_CACHE/qemu,
+# built with a minimal device set into $FPB_CACHE/build/qemu.  Every step is skipped when its input did not
 # change, and files whose content does not change keep their mtime, so a
 # rerun with nothing changed only asks ninja, which has nothing to do.
 set -euo pipefail
@@ -78,8 +78,8 @@ work_tree() {
 	edits=$(git status --short)
 	if [ "${FORCE:-0}" != 1 ] && [ -n "$edits" ]; then
 		head -20 <<< "$edits" >&2
-		die "$QEMU_TREE has edits that are not in qemu/patches:
-  turn them into a patch (git commit; git format-patch) or
+		die "$QEMU_TREE has edits that are not in the repository:
+  commit them on a work branch there and run qemu/refresh.sh, or
   make qemu FORCE=1   throws them away"
 	fi
 	export GIT_AUTHOR_NAME=assemble GIT_AUTHOR_EMAIL=assemble@localhost
