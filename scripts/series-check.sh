@@ -29,6 +29,12 @@ done
 # Every commit, oldest first, in the series worktree (each checkout rewrites
 # only what the commit changes, so every build after the first is small).
 "$FPB_REPO/scripts/kernel.sh" --base base "$guest" -- prepare >/dev/null
+# A file the series renames is compared with its warnings in the base
+# under its old name.
+declare -A was
+while read -r _ from to; do
+	was[$to]=$from
+done < <(git -C "$work" diff -M --name-status --diff-filter=R base HEAD)
 for c in $(git -C "$work" rev-list --reverse base..HEAD); do
 	subject=$(git -C "$work" log -1 --format=%s "$c")
 	git -C "$work" checkout -q --detach "$c"
@@ -36,11 +42,14 @@ for c in $(git -C "$work" rev-list --reverse base..HEAD); do
 		"$FPB_REPO/scripts/kernel.sh" --tree "$work" series "$guest" "$feature" -- bzImage
 	for f in $(git -C "$work" diff-tree --no-commit-id --name-only -r "$c" -- '*.c'); do
 		case $f in tools/*) continue ;; esac
+		[ -f "$work/$f" ] || continue	# the commit deletes it
 		[ -f "$KBUILD_DIR/series/${f%.c}.o" ] ||
 			{ tap 0 "sparse and W=1 at $subject: $f # SKIP not built by the guest config"; continue; }
 		new=$(warnings "$work" "$KBUILD_DIR/series" "${f%.c}.o")
-		if [ -n "$new" ] && git -C "$work" cat-file -e "base:$f" 2>/dev/null; then
-			old=$(warnings "$LINUX_BASE_TREE" "$KBUILD_DIR/base" "${f%.c}.o")
+		orig=${was[$f]:-$f}
+		if [ -n "$new" ] && git -C "$work" cat-file -e "base:$orig" 2>/dev/null; then
+			old=$(warnings "$LINUX_BASE_TREE" "$KBUILD_DIR/base" "${orig%.c}.o" |
+			      sed "s|$orig|$f|g")
 			new=$(comm -23 <(printf '%s\n' "$new") <(printf '%s\n' "$old"))
 		fi
 		[ -z "$new" ] && tap 0 "sparse and W=1 at $subject: $f" ||
@@ -87,13 +96,27 @@ run_check "tip builds for arm64 (aarch64-linux-gnu-gcc) with the feature and W=1
 	"$LINUX_TREE" "$KBUILD_DIR/arm64"
 # 32-bit: unsigned long is 32 bits wide and CONFIG_WERROR makes every
 # truncated constant an error; only our objects, not a whole kernel.
+# The balloon is a module there (configs/i386.config).
 fpb_objs="mm/free_page_bitmap.o mm/free_page_bitmap_sysfs.o drivers/virtio/virtio_balloon_fpb.o drivers/virtio/virtio_balloon_fpb_kunit.o"
 run_check "our files build for i386 with CONFIG_WERROR, W=1 clean" \
-	bash -c '"$0" --arch i386 i386 "$1" "$2" -- $3 >/dev/null &&
-		 cd "$4" && for f in $3; do
-			make -s -C "$4" O="$5" ARCH=i386 LOCALVERSION= W=1 "$f" 2>&1 |
+	bash -c '"$0" --arch i386 i386 "$1" -- $2 >/dev/null &&
+		 cd "$3" && for f in $2; do
+			make -s -C "$3" O="$4" ARCH=i386 LOCALVERSION= W=1 "$f" 2>&1 |
 				grep -E "warning:|error:" || true; done' \
-	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/i386.config" "$feature" "$fpb_objs" \
+	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/i386.config" "$fpb_objs" \
 	"$LINUX_TREE" "$KBUILD_DIR/i386"
+# The driver is part of virtio_balloon.ko: linked into it, exporting
+# nothing but what EXPORT_SYMBOL_IF_KUNIT() gives its KUnit module.
+balloon=$KBUILD_DIR/i386/drivers/virtio/virtio_balloon.o
+run_check "the free page bitmap is linked into virtio_balloon.ko and exports only to KUnit" \
+	bash -c '"$0" --arch i386 i386 "$1" -- drivers/virtio/virtio_balloon.o >/dev/null || exit
+		 syms=$(nm "$2") || exit
+		 grep -q " T virtio_balloon_fpb_start$" <<< "$syms" ||
+			 echo "virtio_balloon.o does not define virtio_balloon_fpb_start"
+		 kunit=$(sed -n "s/^EXPORT_SYMBOL_IF_KUNIT(\\(.*\\));$/\\1/p" "$3" | sort)
+		 exported=$(sed -n "s/.* __ksymtab_//p" <<< "$syms" | sort)
+		 comm -13 <(echo "$kunit") <(echo "$exported")' \
+	"$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/configs/i386.config" "$balloon" \
+	"$FPB_REPO/drivers/virtio/virtio_balloon_fpb.c"
 echo "1..$n"
 [ "$failed" = 0 ]

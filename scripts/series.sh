@@ -42,7 +42,11 @@ file_maintainers() {
 		*) echo "$line" ;;
 		esac
 	done < "$FPB_REPO/MAINTAINERS")
-	git cat-file blob base:MAINTAINERS |
+	# The file as the patches so far left it (one renames a file another
+	# entry names), without our entry as an earlier commit filed it.
+	git cat-file blob HEAD:MAINTAINERS |
+		awk -v title="$(head -n 1 "$FPB_REPO/MAINTAINERS")" \
+			'$0 == title { skip = 1 } !skip { print } skip && $0 == "" { skip = 0 }' |
 		awk -v SNIPPET=<(echo "$entry") -f "$FPB_REPO/scripts/maintainers-insert.awk" > MAINTAINERS
 	git add MAINTAINERS
 }

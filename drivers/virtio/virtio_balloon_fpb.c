@@ -19,11 +19,11 @@
 
 #include <linux/cc_platform.h>
 #include <linux/debugfs.h>
+#include <linux/export.h>
 #include <linux/free_page_bitmap.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
-#include <linux/module.h>
 #include <linux/reboot.h>
 #include <linux/scatterlist.h>
 #include <linux/seq_file.h>
@@ -292,7 +292,6 @@ void virtio_balloon_fpb_vq_done(struct virtio_balloon_fpb *fpb)
 	spin_unlock_irqrestore(&fpb->vq_lock, flags);
 	wake_up(&fpb->acked);
 }
-EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_vq_done, VIRTIO_BALLOON);
 
 static bool fpb_idle(struct virtio_balloon_fpb *fpb)
 {
@@ -381,7 +380,6 @@ void virtio_balloon_fpb_config_changed(struct virtio_balloon_fpb *fpb)
 		queue_work(system_freezable_wq, &fpb->cmd_work);
 	spin_unlock_irqrestore(&fpb->stop_lock, flags);
 }
-EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_config_changed, VIRTIO_BALLOON);
 
 /*
  * Guest RAM survives reboot and kexec: leave no active header behind.  The
@@ -562,7 +560,6 @@ void virtio_balloon_fpb_validate(struct virtio_device *vdev)
 		__virtio_clear_bit(vdev, VIRTIO_BALLOON_F_FREE_PAGE_BITMAP);
 	}
 }
-EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_validate, VIRTIO_BALLOON);
 
 /**
  * virtio_balloon_fpb_start() - become the free page bitmap's client
@@ -632,7 +629,6 @@ fail:
 	dev_warn(&vdev->dev, "free page bitmap unavailable: %d\n", err);
 	return NULL;
 }
-EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_start, VIRTIO_BALLOON);
 
 /**
  * virtio_balloon_fpb_stop() - stop publishing, before the device is reset
@@ -658,7 +654,6 @@ void virtio_balloon_fpb_stop(struct virtio_balloon_fpb *fpb)
 	unregister_reboot_notifier(&fpb->reboot_nb);
 	debugfs_remove_recursive(fpb->debugfs);
 }
-EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_stop, VIRTIO_BALLOON);
 
 /**
  * virtio_balloon_fpb_free() - let the bitmaps go, once the device is reset
@@ -680,7 +675,4 @@ void virtio_balloon_fpb_free(struct virtio_balloon_fpb *fpb)
 	kfree(fpb->announce);
 	kfree(fpb);
 }
-EXPORT_SYMBOL_NS_GPL(virtio_balloon_fpb_free, VIRTIO_BALLOON);
 
-MODULE_DESCRIPTION("Free page bitmap export for virtio-balloon");
-MODULE_LICENSE("GPL");

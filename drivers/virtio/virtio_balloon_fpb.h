@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * virtio-balloon's free page bitmap: what virtio_balloon.c calls.
+ * virtio-balloon's free page bitmap: what virtio_balloon_main.c calls.
  */
 #ifndef _VIRTIO_BALLOON_FPB_H
 #define _VIRTIO_BALLOON_FPB_H
