@@ -68,6 +68,9 @@ static struct {
     bool rejected;
     /* layout snapshot and scratch space */
     FpbFilter filter;
+    /* a device offers the bitmap: query-migrate reports the statistics */
+    bool offered;
+    /* of the current or last migration, zeroed when one starts */
     FreePageBitmapStats stats;
     /* how long the first pass waits for the guest to turn its bitmap on */
     unsigned wait_ms;
@@ -91,7 +94,6 @@ static void __attribute__((constructor)) free_page_bitmap_init(void)
     qemu_mutex_init(&fpb.lock);
     fpb_filter_init(&fpb.filter, &limits);
     fpb.count_free = true;
-    fpb.stats.reject_reason = "";
 }
 
 /* Plain guest RAM: no MMIO, ROM, ram_device or discarded memory. */
@@ -256,8 +258,7 @@ static void fpb_update_limits(void)
 static void fpb_reject(const char *reason)
 {
     fpb.rejected = true;
-    fpb.stats.rejected++;
-    fpb.stats.reject_reason = reason;
+    fpb.stats.rejected_layouts++;
     fpb_layout_reset(&fpb.filter.layout);
     trace_free_page_bitmap_reject(fpb.header_gpa, reason);
     warn_report_once("free page bitmap: guest layout rejected (%s), "
@@ -390,15 +391,15 @@ static uint64_t fpb_filter_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
     } else if (ret == FPB_OK) {
         if (!fpb.round_filtered) {
             fpb.round_filtered = true;
-            fpb.stats.syncs_filtered++;
-            fpb.stats.pages_skipped_last = 0;
+            fpb.stats.filtered_syncs++;
+            fpb.stats.skipped_pages_last = 0;
         }
-        fpb.stats.pages_skipped += cleared;
-        fpb.stats.pages_skipped_last += cleared;
+        fpb.stats.skipped_pages += cleared;
+        fpb.stats.skipped_pages_last += cleared;
         fpb.round_ns += qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0;
-        fpb.stats.filter_us_last = fpb.round_ns / 1000;
-        fpb.stats.filter_us_max = MAX(fpb.stats.filter_us_max,
-                                      fpb.stats.filter_us_last);
+        fpb.stats.filter_time_last = fpb.round_ns / 1000;
+        fpb.stats.filter_time_max = MAX(fpb.stats.filter_time_max,
+                                        fpb.stats.filter_time_last);
     }
     trace_free_page_bitmap_filter(rb->idstr, start, end - start, ret, cleared,
                                   qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0);
@@ -536,6 +537,13 @@ void free_page_bitmap_set_enabled(bool enabled)
     QEMU_LOCK_GUARD(&fpb.lock);
     trace_free_page_bitmap_set_enabled(enabled);
     qatomic_set(&fpb.enabled, enabled);
+    /*
+     * Every migration reads the header afresh, so that its statistics say
+     * whether the header was usable for it.
+     */
+    if (enabled) {
+        fpb.rejected = false;
+    }
     fpb.round = 0;
     fpb_last.rb = NULL;
     fpb_layout_reset(&fpb.filter.layout);
@@ -550,8 +558,8 @@ bool free_page_bitmap_check_header(uint64_t gpa)
         return true;
     }
     QEMU_LOCK_GUARD(&fpb.lock);
-    fpb.stats.rejected++;
-    fpb.stats.reject_reason = "migrated header not valid";
+    fpb.stats.rejected_layouts++;
+    trace_free_page_bitmap_reject(gpa, "migrated header not valid");
     return false;
 }
 
@@ -606,10 +614,8 @@ void free_page_bitmap_wait_guest(MigrationState *s)
     }
 
     WITH_QEMU_LOCK_GUARD(&fpb.lock) {
-        fpb.stats.wait_ms_last = waited;
-        if (!strcmp(result, "timed out")) {
-            fpb.stats.wait_timeouts++;
-        }
+        fpb.stats.guest_wait_time = waited;
+        fpb.stats.guest_wait_timed_out = !strcmp(result, "timed out");
     }
     trace_free_page_bitmap_wait_guest(result, waited);
 }
@@ -625,8 +631,22 @@ void free_page_bitmap_set_test_drop_in_use(unsigned n)
     fpb.test_drop_in_use = n;
 }
 
-void free_page_bitmap_get_stats(FreePageBitmapStats *stats)
+void free_page_bitmap_set_offered(bool offered)
 {
     QEMU_LOCK_GUARD(&fpb.lock);
-    *stats = fpb.stats;
+    fpb.offered = offered;
+}
+
+void free_page_bitmap_reset_stats(void)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    fpb.stats = (FreePageBitmapStats) { 0 };
+}
+
+void free_page_bitmap_populate_info(MigrationInfo *info)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    if (fpb.offered) {
+        info->free_page_bitmap = g_memdup2(&fpb.stats, sizeof(fpb.stats));
+    }
 }

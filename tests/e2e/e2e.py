@@ -103,9 +103,10 @@ class Scenario:
         m.wait_syncs(self.min_syncs)
 
     def mark(self, src, what):
-        """A phase change: pages must be skipped after it, in this hop."""
+        """A phase change: pages must be skipped after it, in this hop (the
+        statistics are the running hop's, so the hop's total must grow)."""
         if self.ours:
-            self.marks.append((what, src.counters().get("fpb-pages-skipped") or 0))
+            self.marks.append((what, src.counters().get("skipped-pages") or 0))
 
     def after_hop(self, hop, st, res):
         """Checks of one hop's statistics and oracle result."""
@@ -113,9 +114,14 @@ class Scenario:
         if not self.ours:
             return
         if not st["skipped"]:
-            raise Failure(f"hop {hop}: no page skipped (counters {st})")
+            raise Failure(f"hop {hop}: no page skipped (statistics {st})")
         if st["rejected"]:
             raise Failure(f"hop {hop}: {st['rejected']} layouts rejected: {st['reject_reason']}")
+        # the header that arrived is checked by the destination (which
+        # counted it in its own statistics, not in the source's of the hop)
+        if st["dst_rejected"] is None or st["dst_rejected"]:
+            raise Failure(f"hop {hop}: the destination rejected the migrated header "
+                          f"({st['dst_rejected']}): {st['dst_reject_reason']}")
         if res and res["bitmap"] != "active":
             raise Failure(f"hop {hop}: no active bitmap at the end: {res['bitmap']}")
         for what, before in marks:
@@ -140,7 +146,7 @@ def guest_sysfs_wait(src, name, want, timeout=30):
 
 
 def counter_wait(src, prop, pred, what, timeout=30):
-    """Wait until PRED(counter PROP); return that snapshot of the counters."""
+    """Wait until PRED(PROP of src.counters()); return that snapshot."""
     deadline = time.monotonic() + scaled(timeout)
     while True:
         snap = src.counters()
@@ -155,10 +161,10 @@ def counter_wait(src, prop, pred, what, timeout=30):
 def no_skipping_while(m, src, what):
     """After one more sync, two syncs must pass with no page skipped."""
     m.wait_syncs(m.syncs() + 1)
-    before = src.counters().get("fpb-pages-skipped")
+    before = src.counters().get("skipped-pages")
     n = m.syncs()
     m.wait_syncs(n + 2)
-    after = src.counters().get("fpb-pages-skipped")
+    after = src.counters().get("skipped-pages")
     if after != before:
         raise Failure(f"host skipped {after - before} pages while {what}")
     return f"no page skipped in syncs {n}-{n + 2} while {what}"
@@ -254,11 +260,11 @@ class Unbind(Scenario):
         dev = src.sh(f"basename {self.DRV}/virtio*")[1].strip()
         src.sh(f"echo {dev} > {self.DRV}/unbind")
         if self.ours:
-            counter_wait(src, "fpb-header-gpa", lambda v: v == 0, "header forgotten on unbind")
+            counter_wait(src, "header-gpa", lambda v: v == 0, "header forgotten on unbind")
         self.notes.append(no_skipping_while(m, src, "the driver was unbound"))
         src.sh(f"echo {dev} > {self.DRV}/bind")
         if self.ours:
-            counter_wait(src, "fpb-header-gpa", lambda v: v, "new header after bind")
+            counter_wait(src, "header-gpa", lambda v: v, "new header after bind")
             guest_sysfs_wait(src, "active", "1")
         self.mark(src, "the re-bind")
         m.wait_syncs(m.syncs() + 2)
@@ -279,18 +285,18 @@ class Reboot(Scenario):
         src.send_raw(self.how)
         if self.ours:
             # the old kernel's header must go with the old kernel
-            # (a snapshot reads fpb-pages-skipped before fpb-header-gpa)
-            at_reset = counter_wait(src, "fpb-header-gpa", lambda v: v == 0,
+            # (a snapshot reads skipped-pages before header-gpa)
+            at_reset = counter_wait(src, "header-gpa", lambda v: v == 0,
                                     "the old header forgotten at the reset",
-                                    60)["fpb-pages-skipped"]
+                                    60)["skipped-pages"]
         new = src.wait_ready(start=start, timeout=120)
         if new == old:
             raise Failure("same boot id after the reboot")
         self.notes.append("guest rebooted during migration")
         start_workloads(src, self.workloads, seed_base=100)
         if self.ours:
-            skipped = counter_wait(src, "fpb-header-gpa", lambda v: v,
-                                   "header of the new kernel", 60)["fpb-pages-skipped"]
+            skipped = counter_wait(src, "header-gpa", lambda v: v,
+                                   "header of the new kernel", 60)["skipped-pages"]
             if skipped != at_reset:
                 raise Failure(f"{skipped - at_reset} pages skipped with no header, between "
                               "the reset and the new kernel's announcement")
@@ -490,6 +496,8 @@ class Postcopy(Scenario):
                           "it has run)")
 
     def after_hop(self, hop, st, res):
+        if self.ours and st["skipped"] is None:
+            raise Failure("query-migrate has no free-page-bitmap statistics")
         if self.ours and (st["skipped"] or st["filtered_syncs"]):
             raise Failure(f"postcopy: {st['skipped']} pages skipped in "
                           f"{st['filtered_syncs']} filtered syncs")
@@ -513,12 +521,14 @@ class InitOnFree(Scenario):
             msg = src.sh("dmesg | grep 'free page bitmap' || true")[1].strip()
             if "init_on_free" not in why + msg:
                 raise Failure(f"no init_on_free refusal: inactive_reason '{why}', dmesg '{msg}'")
-            gpa = src.counters().get("fpb-header-gpa")
+            gpa = src.counters().get("header-gpa")
             if gpa:
                 raise Failure(f"a header was announced ({gpa:#x}) with init_on_free=1")
             self.notes.append(f"guest says: {msg or why}")
 
     def after_hop(self, hop, st, res):
+        if self.ours and st["skipped"] is None:
+            raise Failure("query-migrate has no free-page-bitmap statistics")
         if st["skipped"]:
             raise Failure(f"{st['skipped']} pages skipped with init_on_free=1")
         if res and res["differ"]:

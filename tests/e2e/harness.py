@@ -5,8 +5,8 @@ A Guest is one QEMU process (TCG, q35) in a process group of its own,
 killed by pid when the Guest is closed, also on failure or timeout.  Its
 console (ttyS0) goes to a file; commands go to the guest over ttyS1 (see
 guest/e2e.sh).  migrate() drives one source -> destination hop over QMP
-and returns query-migrate's statistics and the balloon's counters; the
-oracle compares the RAM of the paused source with the destination's.
+and returns query-migrate's statistics, the free page bitmap's among them;
+the oracle compares the RAM of the paused source with the destination's.
 """
 
 import fcntl
@@ -39,11 +39,11 @@ def scaled(seconds):
 PAGE = 4096
 MIB = 1 << 20
 
-# Device counters of the patched virtio-balloon (qom-get on the device).
-FPB_COUNTERS = ("fpb-syncs-filtered", "fpb-pages-skipped", "fpb-pages-skipped-last",
-                "fpb-rejected", "fpb-filter-us-last", "fpb-filter-us-max",
-                "fpb-header-gpa", "fpb-reject-reason", "fpb-wait-ms-last",
-                "fpb-wait-timeouts")
+# The balloon (its virtio device) of our QEMU, with its test-only read-only
+# property x-fpb-header-gpa.
+BALLOON_VDEV = "/machine/peripheral/balloon0/virtio-backend"
+# Why QEMU rejected a layout: its trace event, in the QEMU log of each guest.
+REJECT_TRACE = re.compile(r"free_page_bitmap_reject header 0x[0-9a-f]+: (.*)")
 
 
 class Failure(Exception):
@@ -103,11 +103,13 @@ class cpu_lock:
 # Balloon device options per mode.
 def balloon_args(mode):
     dev = "virtio-balloon-pci,id=balloon0"
+    # why a layout was rejected is a trace event (Guest.reject_reasons())
+    trace = ["-trace", "free_page_bitmap_reject"]
     if mode == "ours":
-        return ["-device", dev + ",x-free-page-bitmap=on"]
+        return ["-device", dev + ",x-free-page-bitmap=on"] + trace
     if mode == "ours-nocount":
         # bench only: free dirty pages counted as dirty, as before the count of QEMU patch 0005
-        return ["-device", dev + ",x-free-page-bitmap=on,x-fpb-count-free=off"]
+        return ["-device", dev + ",x-free-page-bitmap=on,x-fpb-count-free=off"] + trace
     if mode == "hinting":
         return ["-object", "iothread,id=io1",
                 "-device", dev + ",free-page-hint=on,iothread=io1"]
@@ -325,17 +327,27 @@ class Guest:
     # --- QMP helpers ---------------------------------------------------------
 
     def counters(self):
-        """The balloon's free page bitmap counters ({} on a stock device)."""
-        res = {}
-        for prop in FPB_COUNTERS:
-            for path in ("/machine/peripheral/balloon0",
-                         "/machine/peripheral/balloon0/virtio-backend"):
-                try:
-                    res[prop] = self.qmp.cmd("qom-get", {"path": path, "property": prop})
-                    break
-                except QMPError:
-                    pass
+        """The free page bitmap's statistics of the current or last migration
+        (query-migrate's free-page-bitmap: skipped-pages, filtered-syncs,
+        rejected-layouts, ...; none before a migration starts, in or out) and
+        then, read after them, the header the balloon has ("header-gpa", its
+        x-fpb-header-gpa).  {} on a stock device."""
+        res = dict(self.qmp.cmd("query-migrate").get("free-page-bitmap") or {})
+        try:
+            res["header-gpa"] = self.qmp.cmd("qom-get", {"path": BALLOON_VDEV,
+                                                         "property": "x-fpb-header-gpa"})
+        except QMPError:
+            pass
         return res
+
+    def reject_reasons(self):
+        """Why this QEMU rejected layouts, oldest first (the trace event
+        free_page_bitmap_reject in its log)."""
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return REJECT_TRACE.findall(f.read())
+        except OSError:
+            return []
 
     def status(self):
         return self.qmp.cmd("query-status")["status"]
@@ -447,7 +459,9 @@ class Migration:
                 raise Failure("destination never reported completion")
             time.sleep(0.1)
         self.final = i
+        # the statistics of this hop, as the source and the destination tell them
         self.counters = self.src.counters()
+        self.dst_counters = self.dst.counters()
         return i
 
     def stats(self):
@@ -468,14 +482,19 @@ class Migration:
                                           for _t, p in self.polls
                                           if p.get("status") == "active"), default=0),
             "src_cpu_s": self.cpu,
-            "wait_ms": self.counters.get("fpb-wait-ms-last"),
-            "skipped": self.counters.get("fpb-pages-skipped"),
-            "skipped_last": self.counters.get("fpb-pages-skipped-last"),
-            "filtered_syncs": self.counters.get("fpb-syncs-filtered"),
-            "filter_us_max": self.counters.get("fpb-filter-us-max"),
-            "rejected": self.counters.get("fpb-rejected"),
-            "reject_reason": self.counters.get("fpb-reject-reason"),
-            "header_gpa": self.counters.get("fpb-header-gpa"),
+            # the free page bitmap's statistics of this hop (None on a stock device)
+            "wait_ms": self.counters.get("guest-wait-time"),
+            "wait_timed_out": self.counters.get("guest-wait-timed-out"),
+            "skipped": self.counters.get("skipped-pages"),
+            "skipped_last": self.counters.get("skipped-pages-last"),
+            "filtered_syncs": self.counters.get("filtered-syncs"),
+            "filter_us_max": self.counters.get("filter-time-max"),
+            "rejected": self.counters.get("rejected-layouts"),
+            "reject_reason": "; ".join(self.src.reject_reasons()),
+            # the destination's check of the header that arrived
+            "dst_rejected": self.dst_counters.get("rejected-layouts"),
+            "dst_reject_reason": "; ".join(self.dst.reject_reasons()),
+            "header_gpa": self.counters.get("header-gpa"),
         }
 
 
@@ -518,7 +537,7 @@ class Bitmap:
         self.ok, self.why, self.ranges = False, "", []
         self.granule_order = None
         if not header_gpa:
-            self.why = "no header announced (fpb-header-gpa 0)"
+            self.why = "no header announced (x-fpb-header-gpa 0)"
             return
         try:
             (magic, version, page_shift, granule_order, seq, flags, nr_ranges, _res,

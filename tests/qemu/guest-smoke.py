@@ -12,6 +12,7 @@ guest kernel or our QEMU is not built.
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -63,15 +64,16 @@ class Qmp:
             if "error" in r:
                 raise RuntimeError(f"{name}: {r['error']}")
 
-    def get(self, prop):
-        return self.cmd("qom-get", {"path": "/machine/peripheral/balloon0",
-                                    "property": prop})
+    def header(self):
+        """The header the balloon has (test-only x-fpb-header-gpa), 0 if none."""
+        return self.cmd("qom-get", {"path": "/machine/peripheral/balloon0/virtio-backend",
+                                    "property": "x-fpb-header-gpa"})
 
 
 def wait_header(qmp, seconds):
     end = time.time() + seconds * SCALE
     while time.time() < end:
-        h = qmp.get("fpb-header-gpa")
+        h = qmp.header()
         if h:
             return h
         time.sleep(0.2)
@@ -106,6 +108,8 @@ def main():
              "-append", "console=ttyS0 panic=-1 rdinit=/bin/busybox -- sleep "
              f"{int(600 * SCALE)}",
              "-device", "virtio-balloon-pci,id=balloon0,x-free-page-bitmap=on",
+             # why a layout was rejected, if one was
+             "-trace", "free_page_bitmap_reject", "-D", f"{tmp}/trace.log",
              "-qmp", f"unix:{sock},server=on,wait=off"])
         try:
             qmp = Qmp(sock)
@@ -114,21 +118,30 @@ def main():
             qmp.cmd("migrate", {"uri": f"file:{tmp}/mig"})
             end = time.time() + 120 * SCALE
             while time.time() < end:
-                st = qmp.cmd("query-migrate").get("status")
+                info = qmp.cmd("query-migrate")
+                st = info.get("status")
                 if st in ("completed", "failed"):
                     break
                 time.sleep(0.2)
-            skipped = qmp.get("fpb-pages-skipped")
-            print(f"# migration {st}, fpb-pages-skipped {skipped}, "
-                  f"fpb-syncs-filtered {qmp.get('fpb-syncs-filtered')}, "
-                  f"fpb-filter-us-max {qmp.get('fpb-filter-us-max')}, "
-                  f"waited {qmp.get('fpb-wait-ms-last')} ms for the guest")
-            tap(st == "completed" and skipped > 0, names[1])
-            tap(qmp.get("fpb-rejected") == 0,
-                names[2] + f" {qmp.get('fpb-reject-reason')!r}")
+            # the migration's own statistics, none on a QEMU without them
+            fpb = info.get("free-page-bitmap", {})
+            skipped = fpb.get("skipped-pages")
+            print(f"# migration {st}, skipped-pages {skipped}, "
+                  f"filtered-syncs {fpb.get('filtered-syncs')}, "
+                  f"filter-time-max {fpb.get('filter-time-max')} us, "
+                  f"waited {fpb.get('guest-wait-time')} ms for the guest"
+                  f"{' (timed out)' if fpb.get('guest-wait-timed-out') else ''}")
+            tap(st == "completed" and (skipped or 0) > 0, names[1])
+            try:
+                with open(f"{tmp}/trace.log", errors="replace") as f:
+                    reasons = re.findall(r"free_page_bitmap_reject header \S+ (.*)", f.read())
+            except OSError:
+                reasons = []
+            tap(fpb.get("rejected-layouts") == 0 and not reasons,
+                names[2] + f" {reasons!r}")
             qmp.cmd("cont")
             qmp.cmd("system_reset")
-            tap(qmp.get("fpb-header-gpa") == 0, names[3])
+            tap(qmp.header() == 0, names[3])
             tap(wait_header(qmp, 60) != 0, names[4])
         finally:
             vm.kill()

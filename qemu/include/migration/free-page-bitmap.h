@@ -15,35 +15,17 @@
 #define QEMU_MIGRATION_FREE_PAGE_BITMAP_H
 
 #include "exec/cpu-common.h"
-
-typedef struct FreePageBitmapStats {
-    /* migration rounds (dirty-bitmap syncs) in which pages were filtered */
-    uint64_t syncs_filtered;
-    /* pages (of the target page size) left unsent because they were free */
-    uint64_t pages_skipped;
-    /* the same, in the latest round in which the filter ran */
-    uint64_t pages_skipped_last;
-    /* layout snapshots rejected as invalid */
-    uint64_t rejected;
-    /* time spent filtering in the latest round, and the most in one round */
-    uint64_t filter_us_last;
-    uint64_t filter_us_max;
-    /*
-     * how long the last migration waited for the guest to turn its bitmap
-     * on, and how many gave up waiting
-     */
-    uint64_t wait_ms_last;
-    uint64_t wait_timeouts;
-    /* why the last layout was rejected, "" if none was */
-    const char *reject_reason;
-} FreePageBitmapStats;
+#include "qapi/qapi-types-migration.h"
 
 /*
  * Use the layout whose header is at guest-physical address @gpa, 0 for
  * none.  A new header, even at the same address, is trusted afresh.
  */
 void free_page_bitmap_set_header(uint64_t gpa);
-/* Allow or stop filtering (migration started or ended for this guest). */
+/*
+ * Allow or stop filtering (migration started or ended for this guest).  A
+ * start reads the header afresh, even one an earlier migration rejected.
+ */
 void free_page_bitmap_set_enabled(bool enabled);
 /*
  * Check that a header at @gpa can be read as guest RAM (after incoming
@@ -52,7 +34,11 @@ void free_page_bitmap_set_enabled(bool enabled);
 bool free_page_bitmap_check_header(uint64_t gpa);
 /* Whether filtering is allowed for the migration that is starting. */
 bool free_page_bitmap_migration_allowed(void);
-void free_page_bitmap_get_stats(FreePageBitmapStats *stats);
+/*
+ * A device offers the free page bitmap (or no longer does): query-migrate
+ * reports its statistics only while one does.
+ */
+void free_page_bitmap_set_offered(bool offered);
 /*
  * Test only: also drop every @n-th dirty page the guest did not call free
  * (0: never), so that a test can show that its checks catch lost pages.
@@ -66,6 +52,15 @@ void free_page_bitmap_set_test_drop_in_use(unsigned n);
 void free_page_bitmap_set_wait_ms(unsigned ms);
 
 /* For migration/ram.c and migration/migration.c */
+
+/* Zero the statistics: a migration is starting (see migrate_init()). */
+void free_page_bitmap_reset_stats(void);
+
+/*
+ * Set @info->free_page_bitmap to the statistics of the current or last
+ * migration, if a device offers the free page bitmap.
+ */
+void free_page_bitmap_populate_info(MigrationInfo *info);
 
 /*
  * Wait, at most the time set by free_page_bitmap_set_wait_ms(), for the
