@@ -47,6 +47,17 @@ scaled() {
 KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 QEMU_PATHS="migration include hw tests/qtest tests/unit docs"
 
+# QEMU's free page bitmap core and its unit test built outside QEMU's
+# build (tests/qemu: sanitizers, the order mutation, fuzzer, benchmark):
+# the include flags (our osdep.h shim first) in QEMU_CORE_INCLUDES, glib's
+# compile and link flags in GLIB_FLAGS.
+qemu_core_flags() {
+	local tree=$FPB_CACHE/qemu
+	QEMU_CORE_INCLUDES=(-I"$FPB_REPO/tests/qemu/shim" -I"$tree/include" -I"$tree"
+			    -I"$tree/migration" -I"$tree/tests/unit")
+	read -ra GLIB_FLAGS <<< "$(pkg-config --cflags --libs glib-2.0)"
+}
+
 # A worktree of LINUX_TREE at DIR, checked out at base; one left half-made
 # or from an older LINUX_TREE is made again.
 ensure_worktree() {

@@ -9,7 +9,8 @@
  * every page dirty (the worst case: every bit is applied).
  * Output: a markdown table row per size.
  */
-#include "fake-guest.h"
+#include "qemu/osdep.h"
+#include "free-page-bitmap-fake-guest.h"
 #include <time.h>
 
 #define GIB (1ULL << 30)

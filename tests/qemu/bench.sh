@@ -13,8 +13,9 @@ core=$tree/migration/free-page-bitmap-core.c
 [ -f "$core" ] || die "$tree has no filter core: run make qemu first"
 mkdir -p "$out" "$(dirname "$result")"
 
-gcc -O2 -g -Wall -I"$here/shim" -I"$tree/include" -I"$tree/migration" \
-	-o "$out/bench" "$here/bench.c" "$core" || die "cannot build the benchmark"
+qemu_core_flags
+gcc -O2 -g -Wall "${QEMU_CORE_INCLUDES[@]}" \
+	-o "$out/bench" "$here/bench.c" "$core" "${GLIB_FLAGS[@]}" || die "cannot build the benchmark"
 step "bench (under the CPU lock)"
 table=$(flock /var/lock/fpb-cpu.lock "$out/bench")
 echo "$table"

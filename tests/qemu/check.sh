@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make qemu-check: the QEMU side's tests, as one TAP stream.
-#  1. the filter core's unit tests (plain gcc + ASan/UBSan, no QEMU build)
+#  1. the filter core's unit tests (tests/unit/test-free-page-bitmap.c,
+#     through QEMU's meson test), and the same built with ASan/UBSan
 #  2. the order mutation: the core with "clear log" and "read bits"
 #     swapped must fail the deferred-write-protect test
 #  3. the exported QEMU series, checkpatch.pl on each of its patches
@@ -8,10 +9,10 @@
 #  5. QEMU's qtests for our device set, through meson test
 #  6. a smoke test with the project's guest kernel and its driver
 #
-# The core is compiled out of the assembled tree $FPB_CACHE/qemu (base +
-# qemu/patches, made by `make qemu`): that is exactly the code we ship,
-# and it needs the tree's standard-headers (patched by 0001) anyway.
-# Nothing of the QEMU build is needed for 1-4.
+# The sanitizer, mutation and fuzzer builds compile the core and the
+# unit test out of the assembled tree $FPB_CACHE/qemu (base +
+# qemu/patches + qemu/, made by `make qemu`) with a small osdep.h shim
+# (tests/qemu/shim): exactly the code we ship, without QEMU's build.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../../scripts/lib.sh"
 
@@ -41,28 +42,63 @@ tap_from() {
 	fi
 }
 
-cflags=(-O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare
-	-I"$here/shim" -I"$tree/include" -I"$tree/migration")
-core=$tree/migration/free-page-bitmap-core.c
+# meson_test NAME LABEL: run QEMU's test NAME through meson test; with a
+# LABEL, each of its cases is a TAP line "LABEL: case" (the messages of a
+# failed case in its details), else the test is one line.
+meson_test() {
+	local t=$1 label=${2:-} rc=0 before=$failed log subs line
+	if [ ! -x "$build/qemu-system-x86_64" ]; then
+		tap 1 "meson test $t" "no $build/qemu-system-x86_64: run make qemu"
+		return
+	fi
+	(cd "$build" && flock "$LOCK" meson test --no-rebuild -q -t "$(scaled 4)" "$t") \
+		> "$out/meson-${t##*/}.log" 2>&1 || rc=$?
+	log=$build/meson-logs/testlog.txt
+	subs=$(grep -E '^(not )?ok [0-9]+ ' "$log" || true)
+	if [ -n "$label" ]; then
+		while IFS= read -r line; do
+			case $line in
+			"ok "*) tap 0 "$label: ${line#ok [0-9]* }" ;;
+			"not ok "*) tap 1 "$label: ${line#not ok [0-9]* }" \
+				"$(grep -E '^# (FAILED|ERROR|Bail)' "$log" || true)" ;;
+			esac
+		done <<< "$subs"
+		[ $rc = 0 ] || [ "$failed" != "$before" ] ||
+			tap 1 "$label (meson test exit $rc)" "$(tail -20 "$out/meson-${t##*/}.log")"
+	else
+		tap $rc "qtest ${t##*/} (meson test, $(grep -c '^ok ' <<< "$subs") cases)" \
+			"$(grep -E '^not ok' <<< "$subs"; tail -5 "$out/meson-${t##*/}.log")"
+	fi
+}
 
-# 1. unit tests
+qemu_core_flags
+cflags=(-O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare "${QEMU_CORE_INCLUDES[@]}")
+core=$tree/migration/free-page-bitmap-core.c
+unit=$tree/tests/unit/test-free-page-bitmap.c
+
+# 1. unit tests, as QEMU runs them, then with the sanitizers
+meson_test test-free-page-bitmap "unit test-free-page-bitmap"
 if gcc "${cflags[@]}" -fsanitize=address,undefined -fno-sanitize-recover=all \
-	-o "$out/filter-test" "$here/filter-test.c" "$core" 2> "$out/build.log"; then
-	tap_from "$out/filter-test"
+	-o "$out/test-free-page-bitmap-asan" "$unit" "$core" "${GLIB_FLAGS[@]}" 2> "$out/build.log"; then
+	rc=0
+	res=$("$out/test-free-page-bitmap-asan" --tap -k 2>&1) || rc=$?
+	tap $rc "unit test-free-page-bitmap with ASan/UBSan" \
+		"$(grep -E '^(not ok|# FAILED)|runtime error|Sanitizer' <<< "$res" || true)"
 else
-	tap 1 "filter core unit tests build" "$(cat "$out/build.log")"
+	tap 1 "unit test-free-page-bitmap builds with ASan/UBSan" "$(cat "$out/build.log")"
 fi
 
 # 2. the order mutation
 rc=0
 "$here/swap-order.py" "$core" "$out/core-swapped.c" &&
-	gcc "${cflags[@]}" -o "$out/filter-test-swapped" "$here/filter-test.c" \
-		"$out/core-swapped.c" 2>> "$out/build.log" || rc=$?
+	gcc "${cflags[@]}" -o "$out/test-free-page-bitmap-swapped" "$unit" \
+		"$out/core-swapped.c" "${GLIB_FLAGS[@]}" 2>> "$out/build.log" || rc=$?
 if [ $rc = 0 ]; then
-	if res=$("$out/filter-test-swapped" order 2>&1); then
+	if res=$("$out/test-free-page-bitmap-swapped" -p /free-page-bitmap/order 2>&1); then
 		tap 1 "order test catches a filter that reads the bits before clearing the dirty log" "$res"
 	else
-		tap 0 "order test catches a filter that reads the bits before clearing the dirty log (${res%%$'\n'*})"
+		res=$(grep -m1 -E '^# FAILED' <<< "$res" || true)
+		tap 0 "order test catches a filter that reads the bits before clearing the dirty log (${res#\# })"
 	fi
 else
 	tap 1 "order mutation builds" "$(tail -20 "$out/build.log")"
@@ -105,32 +141,11 @@ grep -E '^Done [0-9]+ runs' "$out/fuzz.log" | sed 's/^/# fuzz: /' || true
 # 5. qtests: the device's own (each of its cases a TAP line here), patch
 # 0002's regression test, and the generic ones that make sense for our
 # device set (the others need devices we leave out), one line each.
-qtests=(virtio-balloon-test migration-tcg-dirty-test qos-test qom-test
-	device-introspect-test machine-none-test qmp-cmd-test test-hmp)
-if [ ! -x "$build/qemu-system-x86_64" ]; then
-	tap 1 "qtests" "no $build/qemu-system-x86_64: run make qemu"
-else
-	for t in "${qtests[@]}"; do
-		rc=0 before=$failed
-		(cd "$build" && flock "$LOCK" meson test --no-rebuild -q -t "$(scaled 4)" \
-			"qtest-x86_64/$t") > "$out/qtest-$t.log" 2>&1 || rc=$?
-		log=$build/meson-logs/testlog.txt
-		subs=$(grep -E '^(not )?ok [0-9]+ ' "$log" || true)
-		if [ "$t" = virtio-balloon-test ]; then
-			while IFS= read -r line; do
-				case $line in
-				"ok "*) tap 0 "qtest $t: ${line#ok [0-9]* }" ;;
-				"not ok "*) tap 1 "qtest $t: ${line#not ok [0-9]* }" ;;
-				esac
-			done <<< "$subs"
-			[ $rc = 0 ] || [ "$failed" != "$before" ] ||
-				tap 1 "qtest $t (meson test exit $rc)" "$(tail -20 "$out/qtest-$t.log")"
-		else
-			tap $rc "qtest $t (meson test, $(grep -c '^ok ' <<< "$subs") cases)" \
-				"$(grep -E '^not ok' <<< "$subs"; tail -5 "$out/qtest-$t.log")"
-		fi
-	done
-fi
+meson_test qtest-x86_64/virtio-balloon-test "qtest virtio-balloon-test"
+for t in migration-tcg-dirty-test qos-test qom-test device-introspect-test \
+	 machine-none-test qmp-cmd-test test-hmp; do
+	meson_test "qtest-x86_64/$t"
+done
 
 # 6. with the real guest driver (skips unless the guest kernel is built)
 tap_from flock "$LOCK" timeout "$(scaled 300)" "$here/guest-smoke.py"

@@ -8,7 +8,8 @@
  * (a hole in between).  Built with -DFPB_FUZZ_SEEDS it writes the seed
  * corpus (tests/qemu/corpus) instead.
  */
-#include "fake-guest.h"
+#include "qemu/osdep.h"
+#include "free-page-bitmap-fake-guest.h"
 
 #define LO_SIZE (32 * 1024)
 #define HI_GPA (1024 * 1024)

@@ -13,10 +13,11 @@ corpus=$FPB_REPO/tests/qemu/corpus
 core=$tree/migration/free-page-bitmap-core.c
 [ -f "$core" ] || die "$tree has no filter core: run make qemu first"
 mkdir -p "$out"
-cflags=(-O1 -g -I"$here/shim" -I"$tree/include" -I"$tree/migration")
+qemu_core_flags
+cflags=(-O1 -g "${QEMU_CORE_INCLUDES[@]}")
 
 if [ "${1:-}" = --seeds ]; then
-	gcc "${cflags[@]}" -DFPB_FUZZ_SEEDS -o "$out/fuzz-seeds" "$here/fuzz.c" "$core"
+	gcc "${cflags[@]}" -DFPB_FUZZ_SEEDS -o "$out/fuzz-seeds" "$here/fuzz.c" "$core" "${GLIB_FLAGS[@]}"
 	mkdir -p "$corpus"
 	"$out/fuzz-seeds" "$corpus"
 	ls -l "$corpus"
@@ -25,7 +26,7 @@ fi
 
 seconds=${1:-60}
 clang "${cflags[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-o "$out/fuzz" "$here/fuzz.c" "$core" || die "cannot build the fuzzer"
+	-o "$out/fuzz" "$here/fuzz.c" "$core" "${GLIB_FLAGS[@]}" || die "cannot build the fuzzer"
 rm -rf "$out/fuzz-corpus" && mkdir -p "$out/fuzz-corpus" "$out/fuzz-artifacts"
 cp "$corpus"/* "$out/fuzz-corpus/"
 step "fuzz for $seconds s"

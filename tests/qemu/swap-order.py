@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # Mutation for the order test: copy the filter core with its two first
 # steps swapped, i.e. the dirty log cleared after the bits are read (what
-# qemu_guest_free_page_hint() does).  filter-test's order test must fail
-# on the result.  Usage: swap-order.py CORE.c OUT.c
+# qemu_guest_free_page_hint() does).  The order case of QEMU's unit test
+# test-free-page-bitmap must fail on the result.  Usage: swap-order.py CORE.c OUT.c
 import sys
 
 src = open(sys.argv[1]).read()

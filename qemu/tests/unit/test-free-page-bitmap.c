@@ -1,42 +1,46 @@
 /*
  * Unit tests of the free page bitmap filter core
- * (migration/free-page-bitmap-core.c from the assembled QEMU tree), built
- * with plain gcc against small fake RAMBlocks; TAP output.
- *
- *   filter-test            all tests
- *   filter-test order      only the deferred-write-protect order test
+ * (migration/free-page-bitmap-core.c) against a fake guest.
  *
  * The order test models KVM's manual dirty log clear: a page a sync
  * reported dirty stays writable, and writes to it are not logged, until
  * its chunk's log is cleared.  An adversarial guest allocates and writes
  * a page right after the filter read its "free" bit.  With the core's
  * order (clear the log, then read) the write is logged and the page is
- * sent in the next round; with the order swapped the page's new content
- * never reaches the destination and the test fails.  tests/qemu/check.sh
- * proves that on every run: it builds a copy of the core with the two
- * steps swapped and expects this test to fail (it did when first swapped
- * by hand, 2026-11-26: "not ok ... destination has the guest's content").
+ * sent in the next round; with the order swapped, as
+ * qemu_guest_free_page_hint() does it, the page's new content never
+ * reaches the destination and the test fails.
+ *
+ * Copyright (c) 2026 The free page bitmap developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include "fake-guest.h"
-#include <stdarg.h>
+#include "qemu/osdep.h"
+#include "free-page-bitmap-fake-guest.h"
 
 #define TP_BITS 12
 #define TP_SIZE (1ULL << TP_BITS)
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
 
-static int tests, failures;
-
-static bool check(bool cond, const char *fmt, ...)
+/*
+ * One named property of a test case: a failure fails the case and is
+ * reported with its details, and the case goes on checking the rest.
+ */
+static bool G_GNUC_PRINTF(2, 3) check(bool cond, const char *fmt, ...)
 {
+    g_autofree char *what = NULL;
     va_list ap;
 
-    printf("%s %d - ", cond ? "ok" : "not ok", ++tests);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    printf("\n");
-    failures += !cond;
+    if (cond) {
+        g_test_message("ok: %s", what);
+    } else {
+        g_test_message("FAILED: %s", what);
+        g_test_fail();
+    }
     return cond;
 }
 
@@ -72,7 +76,7 @@ static void guest_init(FakeGuest *g)
 {
     memset(g, 0, sizeof(*g));
     if (!block) {
-        block = calloc(1, BLOCK_SIZE);
+        block = g_malloc0(BLOCK_SIZE);
     }
     memset(block, 0, BLOCK_SIZE);
     fg_add_map(g, 0, LOW_SIZE, block);
@@ -155,12 +159,12 @@ static bool ref_free(FakeGuest *g, uint64_t gpa)
     return false;
 }
 
-static bool test_bit(const unsigned long *b, uint64_t i)
+static bool page_bit(const unsigned long *b, uint64_t i)
 {
     return b[i / BITS_PER_LONG] >> (i % BITS_PER_LONG) & 1;
 }
 
-static void set_bit(unsigned long *b, uint64_t i, bool v)
+static void set_page_bit(unsigned long *b, uint64_t i, bool v)
 {
     if (v) {
         b[i / BITS_PER_LONG] |= 1UL << (i % BITS_PER_LONG);
@@ -187,14 +191,16 @@ static void test_validator(void)
 
     guest_standard(&g, 14, 2);
     st = fpb_layout_load(&l, &limits, &ops, &g, g.header_gpa, &reason);
-    check(st == FPB_OK, "validator accepts 16 KiB guest pages, order-2 granules");
+    check(st == FPB_OK,
+          "validator accepts 16 KiB guest pages, order-2 granules");
     fpb_layout_reset(&l);
 
     guest_linux_spans(&g);
     st = fpb_layout_load(&l, &limits, &ops, &g, g.header_gpa, &reason);
     check(st == FPB_OK && l.total_bits > 2 * BLOCK_PAGES,
           "validator accepts a low zone spanning the PCI hole, as Linux's "
-          "ZONE_DMA32 does with RAM above 4 GiB (%s)", st == FPB_OK ? "ok" : reason);
+          "ZONE_DMA32 does with RAM above 4 GiB (%s)",
+          st == FPB_OK ? "ok" : reason);
     fpb_layout_reset(&l);
 }
 
@@ -202,16 +208,56 @@ typedef void (*Mutation)(FakeGuest *g);
 
 #define HDR(g) fg_header(g)
 #define RNG(g, i) fg_range(g, i)
-static void m_magic(FakeGuest *g) { HDR(g)->magic ^= 1; }
-static void m_version(FakeGuest *g) { HDR(g)->version = 2; }
-static void m_small_page(FakeGuest *g) { HDR(g)->page_shift = 11; }
-static void m_big_page(FakeGuest *g) { HDR(g)->page_shift = 25; }
-static void m_granule(FakeGuest *g) { HDR(g)->granule_order = 40; }
-static void m_reserved(FakeGuest *g) { HDR(g)->reserved = 1; }
-static void m_no_ranges(FakeGuest *g) { HDR(g)->nr_ranges = 0; }
-static void m_many_ranges(FakeGuest *g) { HDR(g)->nr_ranges = FPB_MAX_RANGES + 1; }
-static void m_ranges_hole(FakeGuest *g) { HDR(g)->ranges_gpa = 2 * GIB; }
-static void m_ranges_unaligned(FakeGuest *g) { HDR(g)->ranges_gpa += 4; }
+static void m_magic(FakeGuest *g)
+{
+    HDR(g)->magic ^= 1;
+}
+
+static void m_version(FakeGuest *g)
+{
+    HDR(g)->version = 2;
+}
+
+static void m_small_page(FakeGuest *g)
+{
+    HDR(g)->page_shift = 11;
+}
+
+static void m_big_page(FakeGuest *g)
+{
+    HDR(g)->page_shift = 25;
+}
+
+static void m_granule(FakeGuest *g)
+{
+    HDR(g)->granule_order = 40;
+}
+
+static void m_reserved(FakeGuest *g)
+{
+    HDR(g)->reserved = 1;
+}
+
+static void m_no_ranges(FakeGuest *g)
+{
+    HDR(g)->nr_ranges = 0;
+}
+
+static void m_many_ranges(FakeGuest *g)
+{
+    HDR(g)->nr_ranges = FPB_MAX_RANGES + 1;
+}
+
+static void m_ranges_hole(FakeGuest *g)
+{
+    HDR(g)->ranges_gpa = 2 * GIB;
+}
+
+static void m_ranges_unaligned(FakeGuest *g)
+{
+    HDR(g)->ranges_gpa += 4;
+}
+
 static void m_start_unaligned(FakeGuest *g)
 {
     HDR(g)->granule_order = 1;
@@ -219,16 +265,36 @@ static void m_start_unaligned(FakeGuest *g)
     RNG(g, 0)->nr_bits /= 2;
     RNG(g, 1)->nr_bits /= 2;
 }
-static void m_no_bits(FakeGuest *g) { RNG(g, 0)->nr_bits = 0; }
+static void m_no_bits(FakeGuest *g)
+{
+    RNG(g, 0)->nr_bits = 0;
+}
+
 static void m_huge_bits(FakeGuest *g)
 {
     RNG(g, 0)->nr_bits = UINT64_MAX;
     RNG(g, 0)->nr_table_entries = UINT64_MAX / (8 * 4096) + 1;
 }
-static void m_beyond(FakeGuest *g) { RNG(g, 1)->start_pfn = (HIGH_GPA + GIB) >> 12; }
-static void m_pfn_overflow(FakeGuest *g) { RNG(g, 1)->start_pfn = UINT64_MAX - 3; }
-static void m_table_size(FakeGuest *g) { RNG(g, 0)->nr_table_entries = 2; }
-static void m_table_hole(FakeGuest *g) { RNG(g, 0)->pfn_table_gpa = 3 * GIB; }
+static void m_beyond(FakeGuest *g)
+{
+    RNG(g, 1)->start_pfn = (HIGH_GPA + GIB) >> 12;
+}
+
+static void m_pfn_overflow(FakeGuest *g)
+{
+    RNG(g, 1)->start_pfn = UINT64_MAX - 3;
+}
+
+static void m_table_size(FakeGuest *g)
+{
+    RNG(g, 0)->nr_table_entries = 2;
+}
+
+static void m_table_hole(FakeGuest *g)
+{
+    RNG(g, 0)->pfn_table_gpa = 3 * GIB;
+}
+
 static void m_bitmap_hole(FakeGuest *g)
 {
     uint64_t *t = (uint64_t *)fg_host(g, RNG(g, 0)->pfn_table_gpa, 8);
@@ -401,15 +467,16 @@ static void test_seq(void)
 static void test_random(void)
 {
     static const unsigned shifts[] = { 12, 13, 14, 16 };
-    unsigned long *bmap = calloc(BLOCK_PAGES / 64, sizeof(long));
-    unsigned long *want = calloc(BLOCK_PAGES / 64, sizeof(long));
+    unsigned long *bmap = g_new0(unsigned long, BLOCK_PAGES / 64);
+    unsigned long *want = g_new0(unsigned long, BLOCK_PAGES / 64);
     int bad = 0, iters = 300, overlapped = 0, unaligned = 0;
 
     for (int it = 0; it < iters; it++) {
         unsigned shift = shifts[rnd() % 4], order = rnd() % 3;
         unsigned gshift = shift + order, nr = 1 + rnd() % 4;
         uint64_t start[4], bits[4];
-        uint64_t span_lo = LOW_SIZE >> gshift, span_hi = (BLOCK_SIZE - LOW_SIZE) >> gshift;
+        uint64_t span_lo = LOW_SIZE >> gshift;
+        uint64_t span_hi = (BLOCK_SIZE - LOW_SIZE) >> gshift;
         FakeGuest g;
         FpbFilter f;
         FpbWindow w[2];
@@ -445,8 +512,8 @@ static void test_random(void)
         nw = chunk_windows(first, n, w);
         memcpy(want, bmap, BLOCK_PAGES / 8);
         for (uint64_t p = first; p < first + n; p++) {
-            if (test_bit(want, p) && ref_free(&g, block_gpa(p * TP_SIZE))) {
-                set_bit(want, p, false);
+            if (page_bit(want, p) && ref_free(&g, block_gpa(p * TP_SIZE))) {
+                set_page_bit(want, p, false);
                 expect++;
             }
         }
@@ -462,9 +529,9 @@ static void test_random(void)
         if (st != FPB_OK || cleared != expect || counted != expect ||
             memcmp(want, bmap, BLOCK_PAGES / 8)) {
             if (!bad++) {
-                printf("# iteration %d: status %d (%s) cleared %llu, counted "
-                       "%llu, want %llu, "
-                       "page_shift %u order %u ranges %u window %llu+%llu\n",
+                g_test_message("iteration %d: status %d (%s) cleared %llu, "
+                       "counted %llu, want %llu, "
+                       "page_shift %u order %u ranges %u window %llu+%llu",
                        it, st, reason, (unsigned long long)cleared,
                        (unsigned long long)counted,
                        (unsigned long long)expect, shift, order, nr,
@@ -477,8 +544,8 @@ static void test_random(void)
           "(guest pages 4-64 KiB, granules 1-4 pages, %d with overlapping "
           "ranges, %d unaligned ranges, windows across the 4 GiB split)",
           iters, overlapped, unaligned);
-    free(bmap);
-    free(want);
+    g_free(bmap);
+    g_free(want);
 }
 
 /* Accounting and untouched bits: clear_free on unaligned runs. */
@@ -500,8 +567,8 @@ static void test_clear_free(void)
         }
         memcpy(want, bmap, sizeof(bmap));
         for (uint64_t i = 0; i < n; i++) {
-            if (test_bit(free_, i) && test_bit(want, start + i)) {
-                set_bit(want, start + i, false);
+            if (page_bit(free_, i) && page_bit(want, start + i)) {
+                set_page_bit(want, start + i, false);
                 expect++;
             }
         }
@@ -521,7 +588,8 @@ static void test_clear_free(void)
  */
 #define CHUNK_PAGES 256
 static uint32_t src[BLOCK_PAGES], dst[BLOCK_PAGES];
-static bool logged[BLOCK_PAGES], protected_[BLOCK_PAGES], allocated[BLOCK_PAGES];
+static bool logged[BLOCK_PAGES], protected_[BLOCK_PAGES];
+static bool allocated[BLOCK_PAGES];
 static unsigned long mbmap[BLOCK_PAGES / 64];
 static uint64_t cur_chunk, lost_writes;
 
@@ -577,7 +645,7 @@ static void sync_log(void)
 {
     for (uint64_t p = 0; p < BLOCK_PAGES; p++) {
         if (logged[p]) {
-            set_bit(mbmap, p, true);
+            set_page_bit(mbmap, p, true);
         }
     }
 }
@@ -600,9 +668,9 @@ static void round_trip(FakeGuest *g, FpbFilter *f, bool running)
                    &reason);
         g->after_read = NULL;
         for (uint64_t p = cur_chunk; p < cur_chunk + CHUNK_PAGES; p++) {
-            if (test_bit(mbmap, p)) {
+            if (page_bit(mbmap, p)) {
                 dst[p] = src[p];
-                set_bit(mbmap, p, false);
+                set_page_bit(mbmap, p, false);
             }
             /* the guest keeps running while we send */
             if (running && rnd() % 64 == 0 && p >= LAYOUT_SIZE / TP_SIZE) {
@@ -657,16 +725,12 @@ static void test_order(void)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "order")) {
-        test_order();
-    } else {
-        test_validator();
-        test_rejects();
-        test_seq();
-        test_clear_free();
-        test_random();
-        test_order();
-    }
-    printf("1..%d\n", tests);
-    return failures ? 1 : 0;
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/free-page-bitmap/validator", test_validator);
+    g_test_add_func("/free-page-bitmap/rejects", test_rejects);
+    g_test_add_func("/free-page-bitmap/seq", test_seq);
+    g_test_add_func("/free-page-bitmap/clear-free", test_clear_free);
+    g_test_add_func("/free-page-bitmap/random", test_random);
+    g_test_add_func("/free-page-bitmap/order", test_order);
+    return g_test_run();
 }

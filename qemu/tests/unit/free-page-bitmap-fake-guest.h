@@ -2,15 +2,18 @@
  * A fake guest for the free page bitmap filter core: guest-physical memory
  * made of a few RAM mappings (with holes, e.g. the PCI hole below 4 GiB)
  * and a layout builder that writes the header, ranges, tables and bitmap
- * pages into it like the Linux driver does.  Used by the unit tests, the
- * fuzzer and the benchmark; header-only so each links it once.
+ * pages into it like the Linux driver does.  Used by test-free-page-bitmap
+ * (and by the project's fuzzer and benchmark); header-only.
+ *
+ * Copyright (c) 2026 The free page bitmap developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #ifndef FPB_FAKE_GUEST_H
 #define FPB_FAKE_GUEST_H
 
-#include "qemu/osdep.h"
 #include "qemu/bitops.h"
-#include "free-page-bitmap-core.h"
+#include "migration/free-page-bitmap-core.h"
 
 #define FG_MAX_MAPS 8
 
@@ -118,15 +121,17 @@ static inline uint64_t fg_alloc(FakeGuest *g, uint64_t bytes)
 
 static inline struct virtio_balloon_fpb_header *fg_header(FakeGuest *g)
 {
-    return (void *)fg_host(g, g->header_gpa, sizeof(struct virtio_balloon_fpb_header));
+    return (void *)fg_host(g, g->header_gpa,
+                           sizeof(struct virtio_balloon_fpb_header));
 }
 
-static inline struct virtio_balloon_fpb_range *fg_range(FakeGuest *g, unsigned i)
+static inline struct virtio_balloon_fpb_range *fg_range(FakeGuest *g,
+                                                        unsigned i)
 {
     struct virtio_balloon_fpb_header *h = fg_header(g);
+    uint64_t size = sizeof(struct virtio_balloon_fpb_range);
 
-    return (void *)fg_host(g, h->ranges_gpa + i * sizeof(struct virtio_balloon_fpb_range),
-                           sizeof(struct virtio_balloon_fpb_range));
+    return (void *)fg_host(g, h->ranges_gpa + i * size, size);
 }
 
 /*
@@ -179,7 +184,8 @@ static inline uint8_t *fg_bit_byte(FakeGuest *g, unsigned i, uint64_t bit)
     struct virtio_balloon_fpb_range *r = fg_range(g, i);
     uint64_t page = 1ULL << g->page_shift;
     uint64_t byte = bit / 8;
-    uint64_t *t = (uint64_t *)fg_host(g, r->pfn_table_gpa, r->nr_table_entries * 8);
+    uint64_t *t = (uint64_t *)fg_host(g, r->pfn_table_gpa,
+                                      r->nr_table_entries * 8);
 
     return fg_host(g, (t[byte / page] << g->page_shift) + byte % page, 1);
 }
