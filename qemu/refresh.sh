@@ -3,9 +3,13 @@
 # back into the repository: the files they add go to qemu/ at their QEMU
 # paths (as of the last commit), their edits of QEMU's own files to
 # qemu/patches/*.patch, and qemu/patches/manifest says which commit adds
-# which file (make series rebuilds the series from it).  Workflow:
-#   make qemu; cd $FPB_CACHE/qemu; git checkout -b work; edit; git commit
-#   (or git rebase -i to change an earlier patch); qemu/refresh.sh
+# which file (make series rebuilds the series from it).  Workflow: start
+# from the exported series, whose commits carry their patch and files
+# (the assembled commits carry subjects only, and are refused here):
+#   make series; cd $FPB_CACHE/qemu
+#   git checkout -b work $(git -C $FPB_CACHE/qemu-series-tree rev-parse HEAD)
+#   edit; git commit (or git rebase -i to change an earlier patch)
+#   qemu/refresh.sh
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../scripts/lib.sh"
 
