@@ -49,8 +49,9 @@ QEMU_PATHS="migration include hw tests/qtest tests/unit docs"
 
 # QEMU's free page bitmap core and its unit test built outside QEMU's
 # build (tests/qemu: sanitizers, the order mutation, fuzzer, benchmark):
-# the include flags (our osdep.h shim first) in QEMU_CORE_INCLUDES, glib's
-# compile and link flags in GLIB_FLAGS.
+# the include flags (our osdep.h shim first; migration/ for the order
+# mutation's copy of the core, which includes its header by bare name) in
+# QEMU_CORE_INCLUDES, glib's compile and link flags in GLIB_FLAGS.
 qemu_core_flags() {
 	local tree=$FPB_CACHE/qemu
 	QEMU_CORE_INCLUDES=(-I"$FPB_REPO/tests/qemu/shim" -I"$tree/include" -I"$tree"
