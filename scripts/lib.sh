@@ -48,7 +48,7 @@ KERNEL_PATHS="mm include drivers Documentation tools/testing/selftests"
 QEMU_PATHS="migration include hw tests/qtest tests/unit docs"
 
 # QEMU's free page bitmap core and its unit test built outside QEMU's
-# build (tests/qemu: sanitizers, the order mutation, fuzzer, benchmark):
+# build (tests/qemu: sanitizers, the order mutation, the fuzz seeds, benchmark):
 # the include flags (our osdep.h shim first; migration/ for the order
 # mutation's copy of the core, which includes its header by bare name) in
 # QEMU_CORE_INCLUDES, glib's compile and link flags in GLIB_FLAGS.

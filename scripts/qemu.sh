@@ -6,6 +6,7 @@
 # built with a minimal device set into $FPB_CACHE/build/qemu.  Every step is skipped when its input did not
 # change, and files whose content does not change keep their mtime, so a
 # rerun with nothing changed only asks ninja, which has nothing to do.
+# With --tree-only, only the work tree (for make qemu-fuzz's own build).
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -177,5 +178,6 @@ build() {
 mkdir -p "$FPB_CACHE/logs"
 source_tree
 work_tree
+[ "${1:-}" = --tree-only ] && exit 0
 build
 echo "built $QEMU_BUILD/qemu-system-x86_64"
