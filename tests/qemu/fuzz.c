@@ -22,6 +22,7 @@ static uint8_t lo[LO_SIZE], hi[HI_SIZE];
 static const FpbLimits limits = {
     .target_page_bits = 12,
     .max_gpa = HI_GPA + HI_SIZE,
+    .max_ranges = 64,
 };
 
 static void setup(FakeGuest *g)
