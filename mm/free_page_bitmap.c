@@ -52,6 +52,9 @@ static DEFINE_MUTEX(free_page_bitmap_mutex);
 
 static enum free_page_bitmap_mode free_page_bitmap_mode = FREE_PAGE_BITMAP_HOST;
 static unsigned int free_page_bitmap_granule_order;
+/* The client's proposed granule, and whether the admin's overrides it */
+static unsigned int fpb_proposed_granule;
+static bool fpb_admin_granule;
 static struct free_page_bitmap_stats free_page_bitmap_stats = {
 	.inactive_reason = "waiting for the host",
 };
@@ -793,6 +796,7 @@ struct free_page_bitmap_state free_page_bitmap_read_state(void)
 	mutex_lock(&free_page_bitmap_mutex);
 	state.mode = free_page_bitmap_mode;
 	state.granule_order = free_page_bitmap_granule_order;
+	state.granule_auto = !fpb_admin_granule;
 	state.stats = free_page_bitmap_stats;
 	mutex_unlock(&free_page_bitmap_mutex);
 	return state;
@@ -851,27 +855,43 @@ int free_page_bitmap_set_mode(enum free_page_bitmap_mode mode)
 	return err;
 }
 
-/**
- * free_page_bitmap_set_granule() - change the pages per bit
- * @granule_order: log2 of the pages per bit, at most MAX_PAGE_ORDER
- *
- * Active bitmaps are rebuilt at the new granule and the client is given
- * the new layout.
- *
- * Return: 0, -EINVAL for a bad order, -ENOMEM if the rebuild cannot
- * allocate (then nothing changes).
+/*
+ * Rebuild active bitmaps at @granule_order, which the client is then
+ * given; under free_page_bitmap_lock().  On failure nothing changes.
  */
-int free_page_bitmap_set_granule(unsigned int granule_order)
+static int fpb_change_granule(unsigned int granule_order)
 {
 	int err = 0;
 
-	if (granule_order > MAX_PAGE_ORDER)
-		return -EINVAL;
-	free_page_bitmap_lock();
 	if (fpb_set && granule_order != free_page_bitmap_granule_order)
 		err = fpb_build(granule_order);
 	if (!err)
 		free_page_bitmap_granule_order = granule_order;
+	return err;
+}
+
+/**
+ * free_page_bitmap_set_granule() - the administrator's pages per bit
+ * @granule_order: log2 of the pages per bit, at most MAX_PAGE_ORDER; or
+ *	%FREE_PAGE_BITMAP_GRANULE_AUTO for the one the client proposes
+ *
+ * An order chosen here overrides the client's proposal, also a later
+ * client's, until %FREE_PAGE_BITMAP_GRANULE_AUTO hands the choice back.
+ *
+ * Return: 0, -EINVAL for a bad order, -ENOMEM if the rebuild cannot
+ * allocate (then nothing changes).
+ */
+int free_page_bitmap_set_granule(int granule_order)
+{
+	bool admin = granule_order != FREE_PAGE_BITMAP_GRANULE_AUTO;
+	int err;
+
+	if (admin && (granule_order < 0 || granule_order > MAX_PAGE_ORDER))
+		return -EINVAL;
+	free_page_bitmap_lock();
+	err = fpb_change_granule(admin ? granule_order : fpb_proposed_granule);
+	if (!err)
+		fpb_admin_granule = admin;
 	free_page_bitmap_unlock();
 	return err;
 }
@@ -948,6 +968,11 @@ int free_page_bitmap_register(struct free_page_bitmap_client *client)
 	} else if (fpb_client) {
 		err = -EBUSY;
 	} else {
+		/* Before the client is set: it hears only of the new layout. */
+		fpb_proposed_granule = min(client->granule_order, MAX_PAGE_ORDER);
+		if (!fpb_admin_granule && fpb_change_granule(fpb_proposed_granule))
+			pr_warn("no memory to rebuild at the client's granule, order %u kept\n",
+				free_page_bitmap_granule_order);
 		WRITE_ONCE(fpb_client, client);
 		fpb_client_seq = 0;
 		fpb_host_wants = false;

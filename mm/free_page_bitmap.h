@@ -127,8 +127,13 @@ struct free_page_bitmap_stats {
 struct free_page_bitmap_state {
 	enum free_page_bitmap_mode mode;
 	unsigned int granule_order;
+	/* whether granule_order is the client's proposal, not the admin's */
+	bool granule_auto;
 	struct free_page_bitmap_stats stats;
 };
+
+/* For free_page_bitmap_set_granule(): the granule the client proposes */
+#define FREE_PAGE_BITMAP_GRANULE_AUTO	(-1)
 
 struct seq_file;
 
@@ -137,7 +142,7 @@ void __init free_page_bitmap_set_boot_mode(enum free_page_bitmap_mode mode);
 void free_page_bitmap_show_zone(struct seq_file *m, struct zone *zone);
 bool free_page_bitmap_active(void);
 int free_page_bitmap_set_mode(enum free_page_bitmap_mode mode);
-int free_page_bitmap_set_granule(unsigned int granule_order);
+int free_page_bitmap_set_granule(int granule_order);
 unsigned long free_page_bitmap_tracked_pages(void);
 unsigned long free_page_bitmap_verify(void);
 bool free_page_bitmap_tracks_zone(struct zone *zone);

@@ -25,14 +25,16 @@
 #include "free_page_bitmap.h"
 
 static enum free_page_bitmap_mode saved_mode;
-static unsigned int saved_granule;
+static int saved_granule;
 
 static int fpb_test_init(struct kunit *test)
 {
 	if (free_page_bitmap_has_client())
 		kunit_skip(test, "a driver consumes the bitmaps; its host may be reading them");
 	saved_mode = free_page_bitmap_read_state().mode;
-	saved_granule = free_page_bitmap_read_state().granule_order;
+	saved_granule = free_page_bitmap_read_state().granule_auto ?
+			FREE_PAGE_BITMAP_GRANULE_AUTO :
+			free_page_bitmap_read_state().granule_order;
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(0), 0);
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_mode(FREE_PAGE_BITMAP_ALWAYS), 0);
 	if (!free_page_bitmap_active())
@@ -797,15 +799,17 @@ static void fpb_test_unregister(void *client)
 }
 
 /*
- * Registered until the case ends, also when an assertion ends it early;
- * returns once a published layout has reached it.
+ * Registered, proposing @granule_order, until the case ends, also when an
+ * assertion ends it early; returns once a published layout has reached it.
  */
-static struct fpb_test_client *fpb_test_register(struct kunit *test)
+static struct fpb_test_client *
+fpb_test_register_granule(struct kunit *test, unsigned int granule_order)
 {
 	struct fpb_test_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
 	int err;
 
 	KUNIT_ASSERT_NOT_NULL(test, c);
+	c->client.granule_order = granule_order;
 	c->client.invalidate = fpb_test_invalidate;
 	c->client.publish = fpb_test_publish;
 	err = free_page_bitmap_register(&c->client);
@@ -816,6 +820,52 @@ static struct fpb_test_client *fpb_test_register(struct kunit *test)
 							&c->client), 0);
 	free_page_bitmap_flush_client();
 	return c;
+}
+
+static struct fpb_test_client *fpb_test_register(struct kunit *test)
+{
+	return fpb_test_register_granule(test, free_page_bitmap_read_state().granule_order);
+}
+
+/*
+ * The client's proposed granule is used when it registers, unless the
+ * admin chose one, which also outlasts the client; "auto" hands it back.
+ */
+static void fpb_client_granule_test(struct kunit *test)
+{
+	struct fpb_test_client *c;
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(FREE_PAGE_BITMAP_GRANULE_AUTO), 0);
+	c = fpb_test_register_granule(test, 3);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_read_state().granule_order, 3);
+	KUNIT_EXPECT_TRUE(test, free_page_bitmap_read_state().granule_auto);
+	KUNIT_ASSERT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, c->layout->granule_order, 3);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(1), 0);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_read_state().granule_auto);
+	kunit_release_action(test, fpb_test_unregister, &c->client);
+	c = fpb_test_register_granule(test, 5);
+	KUNIT_ASSERT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, c->layout->granule_order, 1);
+
+	/* Bad input changes nothing */
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(-2), -EINVAL);
+	KUNIT_EXPECT_FALSE(test, free_page_bitmap_read_state().granule_auto);
+
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_set_granule(FREE_PAGE_BITMAP_GRANULE_AUTO), 0);
+	free_page_bitmap_flush_client();
+	KUNIT_ASSERT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, c->layout->granule_order, 5);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+	expect_weight_matches_free_lists(test);
+
+	/* Larger than the largest buddy block: the largest there is */
+	kunit_release_action(test, fpb_test_unregister, &c->client);
+	c = fpb_test_register_granule(test, MAX_PAGE_ORDER + 5);
+	KUNIT_ASSERT_NOT_NULL(test, c->layout);
+	KUNIT_EXPECT_EQ(test, c->layout->granule_order, MAX_PAGE_ORDER);
 }
 
 static void fpb_client_sees_changes_test(struct kunit *test)
@@ -993,6 +1043,7 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE(fpb_client_sees_changes_test),
 	KUNIT_CASE(fpb_client_skips_stale_layout_test),
 	KUNIT_CASE(fpb_client_replaced_test),
+	KUNIT_CASE(fpb_client_granule_test),
 	KUNIT_CASE(fpb_host_request_test),
 	KUNIT_CASE(fpb_layout_test),
 	{}

@@ -53,7 +53,7 @@ __setup("free_page_bitmap=", fpb_setup);
 /*
  * /sys/kernel/mm/free_page_bitmap/
  *   enabled             always, host (on the host's request) or never
- *   granule_order       log2 of the pages per bit
+ *   granule_order       log2 of the pages per bit; "auto" takes the device's
  *   active              1 while the bitmaps are maintained and published
  *   inactive_reason     why not, or "none"
  *   tracked_free_pages  pages the bitmaps report free
@@ -99,9 +99,16 @@ static ssize_t granule_order_store(struct kobject *kobj,
 	unsigned int order;
 	int err;
 
+	/* "auto": the granule the balloon device proposes */
+	if (sysfs_streq(buf, "auto")) {
+		err = free_page_bitmap_set_granule(FREE_PAGE_BITMAP_GRANULE_AUTO);
+		return err ? err : count;
+	}
 	err = kstrtouint(buf, 10, &order);
 	if (err)
 		return err;
+	if (order > MAX_PAGE_ORDER)
+		return -EINVAL;
 	err = free_page_bitmap_set_granule(order);
 	return err ? err : count;
 }

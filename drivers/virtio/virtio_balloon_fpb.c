@@ -37,10 +37,6 @@
 
 #include "virtio_balloon_fpb.h"
 
-/* The ranges follow the header in its page. */
-#define FPB_MAX_RANGES	((size_t)(PAGE_SIZE - sizeof(struct virtio_balloon_fpb_header)) / \
-			 sizeof(struct virtio_balloon_fpb_range))
-
 /* How long a new announcement waits for the device to return the last. */
 #define FPB_ANNOUNCE_TIMEOUT	HZ
 
@@ -52,6 +48,7 @@ static_assert(sizeof(struct virtio_balloon_fpb_header) == 32);
 static_assert(sizeof(struct virtio_balloon_fpb_range) == 32);
 static_assert(sizeof(struct virtio_balloon_fpb_announce) == 8);
 static_assert(offsetof(struct virtio_balloon_config, free_page_bitmap_cmd) == 16);
+static_assert(offsetof(struct virtio_balloon_config, free_page_bitmap_granule_shift) == 20);
 
 struct virtio_balloon_fpb {
 	struct virtio_device *vdev;
@@ -77,9 +74,9 @@ struct virtio_balloon_fpb {
 	/* Set once the header must never be active again in this session */
 	bool retired;
 	struct virtio_balloon_fpb_header *hdr;
-	struct virtio_balloon_fpb_range *ranges;
-	__le64 *table;
-	size_t table_bytes;
+	/* The ranges and their tables, as virtio_balloon_fpb_encode() lays them out */
+	void *desc;
+	size_t desc_bytes;
 
 	/* The buffer on the queue; one in flight at a time */
 	spinlock_t vq_lock;
@@ -106,32 +103,36 @@ static unsigned long fpb_bitmap_pfn(const unsigned long *bits, unsigned long p)
 	return page_to_pfn(virt_to_page(addr));
 }
 
-/* Table entries the layout needs, over all ranges */
+/* Bytes of the ranges array and of the table after it, for @layout */
 VISIBLE_IF_KUNIT size_t
-virtio_balloon_fpb_table_entries(const struct free_page_bitmap_layout *layout)
+virtio_balloon_fpb_desc_bytes(const struct free_page_bitmap_layout *layout)
 {
-	size_t n = 0;
+	size_t n = layout->nr_ranges * sizeof(struct virtio_balloon_fpb_range);
 	unsigned int i;
 
 	for (i = 0; i < layout->nr_ranges; i++)
-		n += fpb_range_pages(&layout->ranges[i]);
+		n += fpb_range_pages(&layout->ranges[i]) * sizeof(__le64);
 	return n;
 }
-EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_table_entries);
+EXPORT_SYMBOL_IF_KUNIT(virtio_balloon_fpb_desc_bytes);
 
 /*
- * Describe @layout in the little-endian shared format: @hdr, its @ranges
- * and one @table (at guest-physical @table_gpa) holding the frame numbers
- * of every range's bitmap pages, range after range.  Only the device
- * needs frame numbers, so they are looked up here, not kept by the core.
- * Call it between virtio_balloon_fpb_write_begin() and _end().
+ * Describe @layout in the little-endian shared format: @hdr, and in @desc
+ * (at guest-physical @desc_gpa, virtio_balloon_fpb_desc_bytes() long) the
+ * array of ranges followed by one table holding the frame numbers of
+ * every range's bitmap pages, range after range.  The array is apart from
+ * the header, so a guest with many NUMA nodes and zones fits.  Only the
+ * device needs frame numbers, so they are looked up here, not kept by
+ * the core.  Call it between virtio_balloon_fpb_write_begin() and _end().
  */
 VISIBLE_IF_KUNIT void
-virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr,
-			  struct virtio_balloon_fpb_range *ranges,
-			  __le64 *table, phys_addr_t table_gpa,
+virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr, void *desc,
+			  phys_addr_t desc_gpa,
 			  const struct free_page_bitmap_layout *layout)
 {
+	struct virtio_balloon_fpb_range *ranges = desc;
+	__le64 *table = (__le64 *)(ranges + layout->nr_ranges);
+	phys_addr_t table_gpa = desc_gpa + layout->nr_ranges * sizeof(*ranges);
 	size_t next = 0;
 	unsigned int i;
 
@@ -141,6 +142,7 @@ virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr,
 	hdr->granule_order = layout->granule_order;
 	hdr->nr_ranges = cpu_to_le32(layout->nr_ranges);
 	hdr->reserved = 0;
+	hdr->ranges_gpa = cpu_to_le64(desc_gpa);
 	for (i = 0; i < layout->nr_ranges; i++) {
 		const struct free_page_bitmap_range *r = &layout->ranges[i];
 		unsigned long p, pages = fpb_range_pages(r);
@@ -201,23 +203,16 @@ static void fpb_retire(struct virtio_balloon_fpb *fpb)
 static void fpb_publish(struct virtio_balloon_fpb *fpb,
 			const struct free_page_bitmap_layout *layout)
 {
-	size_t bytes = max_t(size_t, virtio_balloon_fpb_table_entries(layout), 1) *
-		       sizeof(__le64);
-	__le64 *table, *old = fpb->table;
-	size_t old_bytes = fpb->table_bytes;
+	size_t bytes = max_t(size_t, virtio_balloon_fpb_desc_bytes(layout), 1);
+	void *desc, *old = fpb->desc;
+	size_t old_bytes = fpb->desc_bytes;
 
 	lockdep_assert_held(&fpb->lock);
 	/* Inactive since the core's invalidate(), or since it was made. */
 	WARN_ON_ONCE(le32_to_cpu(READ_ONCE(fpb->hdr->flags)) & VIRTIO_BALLOON_FPB_F_ACTIVE);
-	if (layout->nr_ranges > FPB_MAX_RANGES) {
-		dev_warn_ratelimited(&fpb->vdev->dev,
-				     "free page bitmap: %u zones, at most %zu fit\n",
-				     layout->nr_ranges, FPB_MAX_RANGES);
-		return;
-	}
-	/* The table must be contiguous in guest-physical memory. */
-	table = alloc_pages_exact(bytes, GFP_KERNEL | __GFP_NOWARN);
-	if (!table) {
+	/* The ranges and the table must be contiguous in guest-physical memory. */
+	desc = alloc_pages_exact(bytes, GFP_KERNEL | __GFP_NOWARN);
+	if (!desc) {
 		dev_warn_ratelimited(&fpb->vdev->dev,
 				     "free page bitmap: no memory for a %zu byte table\n",
 				     bytes);
@@ -226,14 +221,13 @@ static void fpb_publish(struct virtio_balloon_fpb *fpb,
 
 	spin_lock(&fpb->hdr_lock);
 	virtio_balloon_fpb_write_begin(fpb->hdr);
-	virtio_balloon_fpb_encode(fpb->hdr, fpb->ranges, table,
-				  virt_to_phys(table), layout);
+	virtio_balloon_fpb_encode(fpb->hdr, desc, virt_to_phys(desc), layout);
 	virtio_balloon_fpb_write_end(fpb->hdr, true);
 	spin_unlock(&fpb->hdr_lock);
 
 	/* A device still reading the old table sees seq change and retries. */
-	fpb->table = table;
-	fpb->table_bytes = bytes;
+	fpb->desc = desc;
+	fpb->desc_bytes = bytes;
 	if (old)
 		free_pages_exact(old, old_bytes);
 	queue_work(system_unbound_wq, &fpb->announce_work);
@@ -291,6 +285,21 @@ void virtio_balloon_fpb_vq_done(struct virtio_balloon_fpb *fpb)
 	fpb_reclaim(fpb);
 	spin_unlock_irqrestore(&fpb->vq_lock, flags);
 	wake_up(&fpb->acked);
+}
+
+/*
+ * The granule order the device proposes: a bit for 2^shift bytes, not
+ * less than a page, at most the largest buddy block.
+ */
+static unsigned int fpb_device_granule(struct virtio_device *vdev)
+{
+	u32 shift;
+
+	virtio_cread_le(vdev, struct virtio_balloon_config,
+			free_page_bitmap_granule_shift, &shift);
+	if (shift <= PAGE_SHIFT)
+		return 0;
+	return min_t(u32, shift - PAGE_SHIFT, MAX_PAGE_ORDER);
 }
 
 static bool fpb_idle(struct virtio_balloon_fpb *fpb)
@@ -408,6 +417,7 @@ static int fpb_layout_show(struct seq_file *m, void *v)
 {
 	struct virtio_balloon_fpb *fpb = m->private;
 	const struct virtio_balloon_fpb_header *hdr = fpb->hdr;
+	const struct virtio_balloon_fpb_range *ranges = fpb->desc;
 	unsigned int i, nr;
 
 	mutex_lock(&fpb->lock);
@@ -419,11 +429,12 @@ static int fpb_layout_show(struct seq_file *m, void *v)
 	seq_printf(m, "granule_order %u\nseq %u\nflags %#x\nnr_ranges %u\n",
 		   hdr->granule_order, le32_to_cpu(hdr->seq),
 		   le32_to_cpu(hdr->flags), nr);
-	for (i = 0; i < nr && i < FPB_MAX_RANGES; i++)
+	/* fpb->lock: the ranges are the ones the header describes */
+	for (i = 0; i < nr; i++)
 		seq_printf(m, "range %u start_pfn %#llx nr_bits %llu table_entries %llu\n",
-			   i, le64_to_cpu(fpb->ranges[i].start_pfn),
-			   le64_to_cpu(fpb->ranges[i].nr_bits),
-			   le64_to_cpu(fpb->ranges[i].nr_table_entries));
+			   i, le64_to_cpu(ranges[i].start_pfn),
+			   le64_to_cpu(ranges[i].nr_bits),
+			   le64_to_cpu(ranges[i].nr_table_entries));
 	mutex_unlock(&fpb->lock);
 	return 0;
 }
@@ -471,6 +482,7 @@ static int fpb_bitmaps_show(struct seq_file *m, void *v)
 {
 	struct virtio_balloon_fpb *fpb = m->private;
 	const struct virtio_balloon_fpb_header *hdr = fpb->hdr;
+	const struct virtio_balloon_fpb_range *ranges = fpb->desc;
 	unsigned int i;
 	u32 seq;
 
@@ -482,7 +494,7 @@ static int fpb_bitmaps_show(struct seq_file *m, void *v)
 		seq = 1;
 	spin_unlock(&fpb->hdr_lock);
 	for (i = 0; !(seq & 1) && i < le32_to_cpu(hdr->nr_ranges); i++)
-		if (!fpb_show_range(m, fpb, &fpb->ranges[i], seq))
+		if (!fpb_show_range(m, fpb, &ranges[i], seq))
 			break;
 	mutex_unlock(&fpb->lock);
 	return 0;
@@ -588,8 +600,8 @@ struct virtio_balloon_fpb *virtio_balloon_fpb_start(struct virtio_device *vdev,
 
 	fpb->vdev = vdev;
 	fpb->vq = vq;
-	fpb->ranges = (void *)(fpb->hdr + 1);
 	fpb->announce->header_gpa = cpu_to_le64(virt_to_phys(fpb->hdr));
+	fpb->client.granule_order = fpb_device_granule(vdev);
 	fpb->client.invalidate = fpb_invalidate;
 	fpb->client.publish = fpb_publish_layout;
 	fpb->reboot_nb.notifier_call = fpb_reboot;
@@ -603,9 +615,7 @@ struct virtio_balloon_fpb *virtio_balloon_fpb_start(struct virtio_device *vdev,
 	init_waitqueue_head(&fpb->acked);
 
 	/* An inactive header, so that the device knows where to look. */
-	virtio_balloon_fpb_encode(fpb->hdr, fpb->ranges, NULL, 0,
-				  &(struct free_page_bitmap_layout){});
-	fpb->hdr->ranges_gpa = cpu_to_le64(virt_to_phys(fpb->ranges));
+	virtio_balloon_fpb_encode(fpb->hdr, NULL, 0, &(struct free_page_bitmap_layout){});
 	err = register_reboot_notifier(&fpb->reboot_nb);
 	if (err)
 		goto free;
@@ -669,8 +679,8 @@ void virtio_balloon_fpb_free(struct virtio_balloon_fpb *fpb)
 	if (!fpb)
 		return;
 	free_page_bitmap_unregister(&fpb->client);
-	if (fpb->table)
-		free_pages_exact(fpb->table, fpb->table_bytes);
+	if (fpb->desc)
+		free_pages_exact(fpb->desc, fpb->desc_bytes);
 	free_page((unsigned long)fpb->hdr);
 	kfree(fpb->announce);
 	kfree(fpb);

@@ -49,10 +49,9 @@ static inline void virtio_balloon_fpb_free(struct virtio_balloon_fpb *fpb)
 #include <linux/free_page_bitmap.h>
 #include <linux/virtio_balloon.h>
 
-size_t virtio_balloon_fpb_table_entries(const struct free_page_bitmap_layout *layout);
-void virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr,
-			       struct virtio_balloon_fpb_range *ranges,
-			       __le64 *table, phys_addr_t table_gpa,
+size_t virtio_balloon_fpb_desc_bytes(const struct free_page_bitmap_layout *layout);
+void virtio_balloon_fpb_encode(struct virtio_balloon_fpb_header *hdr, void *desc,
+			       phys_addr_t desc_gpa,
 			       const struct free_page_bitmap_layout *layout);
 void virtio_balloon_fpb_write_begin(struct virtio_balloon_fpb_header *hdr);
 void virtio_balloon_fpb_write_end(struct virtio_balloon_fpb_header *hdr,

@@ -23,6 +23,8 @@ static void fpb_test_struct_sizes(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, sizeof(struct virtio_balloon_fpb_announce), 8);
 	KUNIT_EXPECT_EQ(test, offsetof(struct virtio_balloon_config,
 				       free_page_bitmap_cmd), 16);
+	KUNIT_EXPECT_EQ(test, offsetof(struct virtio_balloon_config,
+				       free_page_bitmap_granule_shift), 20);
 }
 
 /*
@@ -97,22 +99,28 @@ static struct fpb_test_layout *fpb_test_new_layout(struct kunit *test)
 	return t;
 }
 
+/* The header, and the ranges with the table right after them */
 struct fpb_test_buf {
 	struct virtio_balloon_fpb_header hdr;
 	struct virtio_balloon_fpb_range ranges[2];
 	__le64 table[4];
 };
 
+/* Where the test pretends the ranges are in guest-physical memory */
+#define FPB_TEST_DESC_GPA	0x5000
+
 static const struct fpb_test_layout *fpb_test_encode(struct kunit *test,
 						     struct fpb_test_buf *b)
 {
 	const struct fpb_test_layout *t = fpb_test_new_layout(test);
 
+	BUILD_BUG_ON(offsetof(struct fpb_test_buf, table) !=
+		     offsetof(struct fpb_test_buf, ranges) + sizeof(b->ranges));
 	memset(b, 0xa5, sizeof(*b));
 	b->hdr.seq = 0;
-	KUNIT_ASSERT_EQ(test, virtio_balloon_fpb_table_entries(&t->layout),
-			ARRAY_SIZE(b->table));
-	virtio_balloon_fpb_encode(&b->hdr, b->ranges, b->table, 0x5000, &t->layout);
+	KUNIT_ASSERT_EQ(test, virtio_balloon_fpb_desc_bytes(&t->layout),
+			sizeof(b->ranges) + sizeof(b->table));
+	virtio_balloon_fpb_encode(&b->hdr, b->ranges, FPB_TEST_DESC_GPA, &t->layout);
 	return t;
 }
 
@@ -151,6 +159,7 @@ static void fpb_test_little_endian(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, b->hdr.granule_order, 3);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->hdr.nr_ranges, 4), 2);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->hdr.reserved, 4), 0);
+	KUNIT_EXPECT_EQ(test, le_bytes(&b->hdr.ranges_gpa, 8), FPB_TEST_DESC_GPA);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->ranges[1].start_pfn, 8),
 			FPB_TEST_START_PFN);
 	KUNIT_EXPECT_EQ(test, le_bytes(&b->ranges[0].nr_bits, 8),
@@ -175,7 +184,7 @@ static void fpb_test_table_entries(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, entries, DIV_ROUND_UP(le64_to_cpu(er->nr_bits),
 							    8 * PAGE_SIZE));
 		KUNIT_EXPECT_EQ(test, le64_to_cpu(er->pfn_table_gpa),
-				0x5000 + next * sizeof(__le64));
+				FPB_TEST_DESC_GPA + sizeof(b->ranges) + next * sizeof(__le64));
 		for (i = 0; i < entries; i++, next++)
 			KUNIT_EXPECT_EQ_MSG(test, le64_to_cpu(b->table[next]),
 					    r ? page_to_pfn(virt_to_page(t->ranges[r].bits)) :
@@ -209,6 +218,54 @@ static void fpb_test_real_pages(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, *(const u8 *)fpb_test_entry_page(b, 3), 0x08);
 }
 
+/*
+ * A guest with many NUMA nodes has more zones than ranges fit in a page:
+ * every one is described, and its table entry follows all the ranges.
+ */
+#define FPB_TEST_MANY	300
+
+static void fpb_test_many_ranges(struct kunit *test)
+{
+	struct free_page_bitmap_range *r = kunit_kcalloc(test, FPB_TEST_MANY, sizeof(*r),
+							 GFP_KERNEL);
+	unsigned long *bits = kunit_kzalloc(test, PAGE_SIZE, GFP_KERNEL);
+	struct free_page_bitmap_layout layout = {
+		.nr_ranges = FPB_TEST_MANY, .ranges = r,
+	};
+	struct virtio_balloon_fpb_header hdr = {};
+	const struct virtio_balloon_fpb_range *er;
+	const __le64 *table;
+	size_t bytes;
+	void *desc;
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	KUNIT_ASSERT_NOT_NULL(test, bits);
+	for (i = 0; i < FPB_TEST_MANY; i++)
+		r[i] = (struct free_page_bitmap_range) {
+			.start_pfn = i * 64, .nr_bits = 64, .bits = bits,
+		};
+	bytes = virtio_balloon_fpb_desc_bytes(&layout);
+	KUNIT_ASSERT_EQ(test, bytes, FPB_TEST_MANY * (sizeof(*er) + sizeof(__le64)));
+	KUNIT_ASSERT_GT(test, bytes, PAGE_SIZE);
+	desc = kunit_kzalloc(test, bytes, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, desc);
+
+	virtio_balloon_fpb_encode(&hdr, desc, FPB_TEST_DESC_GPA, &layout);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(hdr.nr_ranges), FPB_TEST_MANY);
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(hdr.ranges_gpa), FPB_TEST_DESC_GPA);
+	er = desc;
+	table = desc + FPB_TEST_MANY * sizeof(*er);
+	for (i = 0; i < FPB_TEST_MANY; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, le64_to_cpu(er[i].start_pfn), i * 64, "range %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, le64_to_cpu(er[i].pfn_table_gpa),
+				    FPB_TEST_DESC_GPA + FPB_TEST_MANY * sizeof(*er) +
+				    i * sizeof(__le64), "range %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, le64_to_cpu(table[i]),
+				    page_to_pfn(virt_to_page(bits)), "range %u", i);
+	}
+}
+
 static void fpb_test_seq_parity(struct kunit *test)
 {
 	struct virtio_balloon_fpb_header *hdr = kunit_kzalloc(test, sizeof(*hdr), GFP_KERNEL);
@@ -235,6 +292,7 @@ static struct kunit_case fpb_encoding_cases[] = {
 	KUNIT_CASE(fpb_test_little_endian),
 	KUNIT_CASE(fpb_test_table_entries),
 	KUNIT_CASE(fpb_test_real_pages),
+	KUNIT_CASE(fpb_test_many_ranges),
 	KUNIT_CASE(fpb_test_seq_parity),
 	{}
 };

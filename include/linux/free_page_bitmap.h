@@ -38,6 +38,9 @@ struct free_page_bitmap_layout {
 
 /**
  * struct free_page_bitmap_client - the one consumer of the bitmaps
+ * @granule_order: the granule its device prefers (log2 of the pages per
+ *	    bit, at most MAX_PAGE_ORDER), set before registering; the core
+ *	    uses it unless the administrator chose one in sysfs
  * @invalidate: the published layout is about to go stale (the bits stop
  *	    being maintained, or their memory is replaced or freed): make
  *	    every reader stop trusting it before returning.  Called under
@@ -52,6 +55,7 @@ struct free_page_bitmap_layout {
  *	    it calls this API.
  */
 struct free_page_bitmap_client {
+	unsigned int granule_order;
 	void (*invalidate)(struct free_page_bitmap_client *client);
 	void (*publish)(struct free_page_bitmap_client *client,
 			const struct free_page_bitmap_layout *layout);

@@ -148,7 +148,7 @@ static FpbStatus fpb_load_range(FpbLayout *l, const FpbLimits *limits,
      */
     l->total_bits += nr_bits;
     if (l->total_bits > 2 * ((max_pfn + 1) >> l->granule_order) +
-                        8 * FPB_MAX_RANGES) {
+                        8ULL * limits->max_ranges) {
         *reason = "more bits than guest-physical memory needs";
         return FPB_REJECTED;
     }
@@ -189,7 +189,7 @@ FpbStatus fpb_layout_load(FpbLayout *l, const FpbLimits *limits,
                           uint64_t header_gpa, const char **reason)
 {
     struct virtio_balloon_fpb_header h;
-    struct virtio_balloon_fpb_range raw[FPB_MAX_RANGES];
+    g_autofree struct virtio_balloon_fpb_range *raw = NULL;
     uint64_t ranges_gpa;
     uint32_t i, nr, seq;
     FpbStatus ret;
@@ -219,10 +219,11 @@ FpbStatus fpb_layout_load(FpbLayout *l, const FpbLimits *limits,
         *reason = "reserved field not zero";
         goto reject;
     }
-    if (!nr || nr > FPB_MAX_RANGES) {
+    if (!nr || nr > limits->max_ranges) {
         *reason = "bad number of ranges";
         goto reject;
     }
+    raw = g_new(struct virtio_balloon_fpb_range, nr);
     if (ranges_gpa & 7 ||
         !ops->read(opaque, ranges_gpa, raw, nr * FPB_RANGE_SIZE)) {
         *reason = "ranges not in guest RAM";

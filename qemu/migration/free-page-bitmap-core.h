@@ -16,8 +16,6 @@
 
 #include "standard-headers/linux/virtio_balloon.h"
 
-/* At most this many ranges (guest zones) per layout. */
-#define FPB_MAX_RANGES          64
 /* Largest guest page (page_shift) and granule (page_shift + order). */
 #define FPB_MAX_PAGE_SHIFT      24
 #define FPB_MAX_GRANULE_SHIFT   40
@@ -47,6 +45,8 @@ typedef struct FpbLimits {
     unsigned target_page_bits;
     /* end of the guest-physical address space that holds RAM */
     uint64_t max_gpa;
+    /* most ranges (guest zones, a few per NUMA node) a layout may have */
+    uint32_t max_ranges;
 } FpbLimits;
 
 /* One validated range: a guest zone's span and its bitmap pages. */

@@ -37,6 +37,8 @@
 #include "exec/memory.h"
 #include "exec/ramblock.h"
 #include "exec/target_page.h"
+#include "hw/boards.h"
+#include "system/numa.h"
 #include "system/runstate.h"
 #include "migration/free-page-bitmap.h"
 #include "free-page-bitmap-core.h"
@@ -240,11 +242,20 @@ static bool fpb_max_gpa_cb(Int128 start, Int128 len, const MemoryRegion *mr,
     return false;
 }
 
-/* Bounds for the layout: the guest's RAM as it is now. */
+/*
+ * Ranges per NUMA node a layout may have: Linux publishes one per zone,
+ * and a node has at most six (DMA, DMA32, Normal, HighMem, Movable,
+ * Device).
+ */
+#define FPB_RANGES_PER_NODE 8
+
+/* Bounds for the layout: the guest's RAM and NUMA nodes as they are now. */
 static void fpb_update_limits(void)
 {
+    NumaState *numa = current_machine->numa_state;
     FpbLimits limits = {
         .target_page_bits = qemu_target_page_bits(),
+        .max_ranges = MAX(numa ? numa->num_nodes : 0, 1) * FPB_RANGES_PER_NODE,
     };
 
     WITH_RCU_READ_LOCK_GUARD() {

@@ -323,15 +323,22 @@ def skipped_per_ramblock(qemu_log):
     return counts
 
 
+def numa_nodes(sizes_mib):
+    """QEMU arguments for one NUMA node per size, node N backed by RAMBlock
+    ramN, and the filter's trace events that count skipped pages per block.
+    Both vCPUs on node 0: they share a cache, which the kernel wants on one
+    node."""
+    return tuple(arg for n, size in enumerate(sizes_mib) for arg in (
+        "-object", f"memory-backend-ram,id=ram{n},size={size}M",
+        "-numa", f"node,nodeid={n},memdev=ram{n}" + (",cpus=0-1" if n == 0 else ""))) + (
+        "-trace", "free_page_bitmap_filter")
+
+
 class EightNodes(Ours):
     name = "eight-nodes"
     desc = ("8 NUMA nodes of 64 MiB, 7 without a CPU: a range per node, pages left out of "
             "every node's RAM, oracle")
-    # Both vCPUs on node 0: they share a cache, which the kernel wants on one node.
-    extra = tuple(arg for n in range(8) for arg in (
-        "-object", f"memory-backend-ram,id=ram{n},size=64M",
-        "-numa", f"node,nodeid={n},memdev=ram{n}" + (",cpus=0-1" if n == 0 else ""))) + (
-        "-trace", "free_page_bitmap_filter")
+    extra = numa_nodes([64] * 8)
 
     def after_hop(self, hop, st, res):
         super().after_hop(hop, st, res)
@@ -343,6 +350,33 @@ class EightNodes(Ours):
             raise Failure(f"hop {hop}: nothing left out of {missing}: {per_node}")
         self.notes.append(f"hop {hop}: {len(res['ranges'])} ranges; pages left out per node: "
                           + ", ".join(f"{n} {per_node[f'ram{n}']}" for n in range(8)))
+
+
+class SixtyFourNodes(Ours):
+    name = "sixty-four-nodes"
+    desc = ("64 NUMA nodes, ZONE_MOVABLE on each (movablecore=50%): 128 ranges, more than "
+            "fit beside the header in its page; pages left out of the last node's RAM, oracle")
+    # Node 0 spans ZONE_DMA and the start of DMA32, every other node DMA32
+    # and Movable: 2 + 63 * 2 = 128 zones.  The guest's NODES_SHIFT is 6.
+    nodes = 64
+    mem = "1040M"
+    ram = 1040 * MIB
+    append = "movablecore=50%"
+    extra = numa_nodes([32] + [16] * 63)
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if len(res["ranges"]) <= 127:
+            raise Failure(f"hop {hop}: {len(res['ranges'])} ranges, want more than 127")
+        per_node = skipped_per_ramblock(self.src_log)
+        filtered = [n for n in range(self.nodes) if per_node.get(f"ram{n}")]
+        # The last node's zones are the last ranges, past the old cap of 127.
+        if self.nodes - 1 not in filtered or len(filtered) < self.nodes * 7 // 8:
+            raise Failure(f"hop {hop}: pages left out of {len(filtered)} nodes only "
+                          f"({filtered}): {per_node}")
+        self.notes.append(f"hop {hop}: {len(res['ranges'])} ranges; pages left out of "
+                          f"{len(filtered)} of {self.nodes} nodes, "
+                          f"{per_node[f'ram{self.nodes - 1}']} from the last")
 
 
 def hot_add_dimm(src, new_backend=True, node=None, online="online",
@@ -643,7 +677,7 @@ class KvmMultifd(KvmOrder, Multifd):
 
 
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
-             NumaNode, EightNodes, Postcopy, Multifd, InitOnFree, OracleCatches,
+             NumaNode, EightNodes, SixtyFourNodes, Postcopy, Multifd, InitOnFree, OracleCatches,
              KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule, KvmMultifd]
 
 

@@ -552,7 +552,8 @@ class Bitmap:
         if seq & 1 or not flags & 1:
             self.why = f"header inactive (seq {seq}, flags {flags:#x})"
             return
-        if page_shift != 12 or nr_ranges > 64:
+        # QEMU allows eight ranges per NUMA node, and a machine 128 nodes
+        if page_shift != 12 or nr_ranges > 8 * 128:
             self.why = f"unexpected page_shift {page_shift} or nr_ranges {nr_ranges}"
             return
         psz = 1 << page_shift

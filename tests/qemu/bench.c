@@ -84,6 +84,7 @@ int main(int argc, char **argv)
         FpbLimits limits = {
             .target_page_bits = 12,
             .max_gpa = high ? 4 * GIB + high : ram,
+            .max_ranges = 2,
         };
         double t[5], first, t0;
         FakeGuest g;

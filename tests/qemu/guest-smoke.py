@@ -80,10 +80,22 @@ def wait_header(qmp, seconds):
     return 0
 
 
+# The balloon proposes 2^15-byte granules: order 3 of the guest's 4 KiB pages.
+GRANULE_SHIFT = 15
+GRANULE_ORDER = GRANULE_SHIFT - 12
+
+
+def guest_byte(qmp, gpa):
+    """One byte of guest-physical memory, through HMP's xp."""
+    out = qmp.cmd("human-monitor-command", {"command-line": f"xp /1bx {gpa:#x}"})
+    return int(out.split(":")[1].split()[0], 16)
+
+
 def main():
     names = ["guest driver announces its header",
              "migration skips guest-free pages",
              "the guest's layout is accepted (no rejection)",
+             f"the guest uses the granule the device proposes (order {GRANULE_ORDER})",
              "system reset forgets the header",
              "the rebooted driver announces again"]
     missing = [p for p in (QEMU, KERNEL, INITRD) if not os.path.exists(p)]
@@ -107,7 +119,8 @@ def main():
              "-kernel", KERNEL, "-initrd", INITRD,
              "-append", "console=ttyS0 panic=-1 rdinit=/bin/busybox -- sleep "
              f"{int(600 * SCALE)}",
-             "-device", "virtio-balloon-pci,id=balloon0,x-free-page-bitmap=on",
+             "-device", "virtio-balloon-pci,id=balloon0,x-free-page-bitmap=on,"
+             f"x-free-page-bitmap-granule-shift={GRANULE_SHIFT}",
              # why a layout was rejected, if one was
              "-trace", "free_page_bitmap_reject", "-D", f"{tmp}/trace.log",
              "-qmp", f"unix:{sock},server=on,wait=off"])
@@ -139,10 +152,13 @@ def main():
                 reasons = []
             tap(fpb.get("rejected-layouts") == 0 and not reasons,
                 names[2] + f" {reasons!r}")
+            # struct virtio_balloon_fpb_header: granule_order at offset 7
+            order = guest_byte(qmp, header + 7)
+            tap(order == GRANULE_ORDER, names[3] + f" (header says {order})")
             qmp.cmd("cont")
             qmp.cmd("system_reset")
-            tap(qmp.header() == 0, names[3])
-            tap(wait_header(qmp, 60) != 0, names[4])
+            tap(qmp.header() == 0, names[4])
+            tap(wait_header(qmp, 60) != 0, names[5])
         finally:
             vm.kill()
             vm.wait()
