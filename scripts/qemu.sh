@@ -66,7 +66,8 @@ work_tree() {
 		step "commit the base tree $QEMU_TREE"
 		local tmp=$QEMU_TREE.tmp
 		rm -rf "$tmp" "$QEMU_TREE"
-		cp -a "$QEMU_SRC" "$tmp"
+		# the contents: a cache may hold qemu-src as a symlink to a shared copy
+		mkdir -p "$tmp" && cp -a "$QEMU_SRC/." "$tmp"
 		rm -f "$tmp/.fpb-version"
 		commit_base "$tmp" "base: Debian qemu $QEMU_DEB_VERSION (orig tarball)" \
 			"$QEMU_DEB_VERSION"
