@@ -6,7 +6,9 @@
 # built with a minimal device set into $FPB_CACHE/build/qemu.  Every step is skipped when its input did not
 # change, and files whose content does not change keep their mtime, so a
 # rerun with nothing changed only asks ninja, which has nothing to do.
-# With --tree-only, only the work tree (for make qemu-fuzz's own build).
+# With --tree-only, only the work tree (for make qemu-fuzz's own build);
+# with --build-at TREE DIR, only the build of TREE in DIR (qemu-check's
+# build of each commit of the exported series).
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -177,6 +179,12 @@ build() {
 }
 
 mkdir -p "$FPB_CACHE/logs"
+if [ "${1:-}" = --build-at ]; then
+	# --build-at TREE DIR: build a checkout of the series in DIR
+	QEMU_TREE=$2 QEMU_BUILD=$3
+	build
+	exit 0
+fi
 source_tree
 work_tree
 [ "${1:-}" = --tree-only ] && exit 0

@@ -31,6 +31,7 @@
 #include "qemu/atomic.h"
 #include "qemu/error-report.h"
 #include "qemu/lockable.h"
+#include "qemu/module.h"
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
 #include "exec/address-spaces.h"
@@ -89,7 +90,8 @@ static struct {
     uint64_t round_ns;
 } fpb;
 
-static void __attribute__((constructor)) free_page_bitmap_init(void)
+/* Before any device or migration can use the state */
+static void free_page_bitmap_init(void)
 {
     FpbLimits limits = { 0 };
 
@@ -97,6 +99,7 @@ static void __attribute__((constructor)) free_page_bitmap_init(void)
     fpb_filter_init(&fpb.filter, &limits);
     fpb.count_free = true;
 }
+migration_init(free_page_bitmap_init);
 
 /* Plain guest RAM: no MMIO, ROM, ram_device or discarded memory. */
 static bool fpb_plain_ram(MemoryRegion *mr, hwaddr xlat, hwaddr len)

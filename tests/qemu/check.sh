@@ -4,7 +4,8 @@
 #     through QEMU's meson test), and the same built with ASan/UBSan
 #  2. the order mutation: the core with "clear log" and "read bits"
 #     swapped must fail the deferred-write-protect test
-#  3. the exported QEMU series, checkpatch.pl on each of its patches
+#  3. the exported QEMU series: it builds at every commit, and
+#     checkpatch.pl on each of its patches
 #  4. QEMU's qtests for our device set, through meson test
 #  5. a smoke test with the project's guest kernel and its driver
 #
@@ -117,6 +118,24 @@ rc=0
 "$FPB_REPO/scripts/qemu-series.sh" > "$out/series.log" 2>&1 || rc=$?
 tap $rc "QEMU series exports: each patch and file once, in manifest order, ends at the assembled tree" \
 	"$(cat "$out/series.log")"
+# Every commit of the series builds (QEMU, its unit tests and qtests), in
+# order, in a build directory of its own: a full build the first time,
+# then what each commit changes (ccache keeps later runs short).
+if [ $rc = 0 ]; then
+	series_tree=$FPB_CACHE/qemu-series-tree
+	series_head=$(git -C "$series_tree" rev-parse HEAD)
+	series_base=$(git -C "$series_tree" log --format=%H -1 \
+		      --grep='^local: build adjustments' HEAD)
+	for c in $(git -C "$series_tree" rev-list --reverse "$series_base..$series_head"); do
+		git -C "$series_tree" checkout -q -f --detach "$c"
+		rc=0
+		"$FPB_REPO/scripts/qemu.sh" --build-at "$series_tree" \
+			"$FPB_CACHE/build/qemu-series" > "$out/series-build.log" 2>&1 || rc=$?
+		tap $rc "QEMU series builds at: $(git -C "$series_tree" log -1 --format=%s)" \
+			"$(tail -20 "$out/series-build.log")"
+	done
+	git -C "$series_tree" checkout -q -f --detach "$series_head"
+fi
 for p in "$FPB_CACHE"/series/qemu/0*.patch; do
 	case $p in *cover-letter*) continue ;; esac
 	res=$("$tree/scripts/checkpatch.pl" -q "$p" 2>&1 |
