@@ -107,6 +107,7 @@ static ssize_t granule_order_store(struct kobject *kobj,
 	err = kstrtouint(buf, 10, &order);
 	if (err)
 		return err;
+	/* Checked here too: above INT_MAX it would read as "auto" */
 	if (order > MAX_PAGE_ORDER)
 		return -EINVAL;
 	err = free_page_bitmap_set_granule(order);

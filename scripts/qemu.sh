@@ -6,9 +6,10 @@
 # built with a minimal device set into $FPB_CACHE/build/qemu.  Every step is skipped when its input did not
 # change, and files whose content does not change keep their mtime, so a
 # rerun with nothing changed only asks ninja, which has nothing to do.
-# With --tree-only, only the work tree (for make qemu-fuzz's own build);
-# with --build-at TREE DIR, only the build of TREE in DIR (qemu-check's
-# build of each commit of the exported series).
+# With --tree-only, only the work tree; with --build-at TREE DIR
+# [OPTION...], only the build of TREE in DIR (qemu-check's build of each
+# commit of the series), the OPTIONs to configure, if any, in place of
+# BUILD_OPTS (make qemu-fuzz's clang and sanitizer build).
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
@@ -20,6 +21,8 @@ QEMU_ORIG=qemu_${QEMU_DEB_VERSION#*:}
 QEMU_ORIG=${QEMU_ORIG%%-*}.orig.tar.xz
 LOCK=/var/lock/fpb-cpu.lock
 patches=$FPB_REPO/qemu/patches
+# The compiler and accelerators of our QEMU
+BUILD_OPTS=(--enable-tcg --enable-kvm)
 
 # 1. The pristine source, once per pin.
 source_tree() {
@@ -135,7 +138,7 @@ build() {
 		--target-list=x86_64-softmmu
 		--without-default-features --without-default-devices
 		--with-devices-x86_64=fpb-minimal
-		--enable-tcg --enable-kvm
+		"${BUILD_OPTS[@]}"
 		--disable-docs --disable-werror --disable-install-blobs
 		# The +ds source has no firmware: use Debian's, where Debian's
 		# own qemu-system-x86 looks (seabios, ipxe, qemu-system-data).
@@ -144,14 +147,14 @@ build() {
 	# Same cache as the kernel builds; meson picks up ccache by itself.
 	export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$FPB_CACHE
 	local stamp=$QEMU_BUILD/.fpb-configure
+	local log=$FPB_CACHE/logs/${QEMU_BUILD##*/}-configure.log
 	local want
 	want="${opts[*]} $(sha256sum < "$FPB_REPO/qemu/x86_64-softmmu.mak")"
 	if [ ! -f "$QEMU_BUILD/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 		step "configure $QEMU_BUILD"
 		rm -rf "$QEMU_BUILD" && mkdir -p "$QEMU_BUILD"
 		(cd "$QEMU_BUILD" && flock "$LOCK" "$QEMU_TREE/configure" "${opts[@]}") \
-			> "$FPB_CACHE/logs/qemu-configure.log" 2>&1 ||
-			die "configure failed, see $FPB_CACHE/logs/qemu-configure.log"
+			> "$log" 2>&1 || die "configure failed, see $log"
 		echo "$want" > "$stamp"
 	fi
 	# The same sources and options as the last complete build: nothing to
@@ -180,8 +183,9 @@ build() {
 
 mkdir -p "$FPB_CACHE/logs"
 if [ "${1:-}" = --build-at ]; then
-	# --build-at TREE DIR: build a checkout of the series in DIR
 	QEMU_TREE=$2 QEMU_BUILD=$3
+	shift 3
+	[ $# = 0 ] || BUILD_OPTS=("$@")
 	build
 	exit 0
 fi
