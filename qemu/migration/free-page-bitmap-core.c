@@ -396,15 +396,30 @@ static bool fpb_window_range(FpbFilter *f, const FpbRange *r,
     return true;
 }
 
+/* Clear @m in *@d, record what was set in *@u (if any); count those. */
+static inline unsigned fpb_clear_word(unsigned long *d, unsigned long *u,
+                                      unsigned long m)
+{
+    unsigned long was = *d & m;
+
+    *d &= ~m;
+    if (u) {
+        *u |= was;
+    }
+    return ctpopl(was);
+}
+
 uint64_t fpb_bitmap_clear_free(unsigned long *bmap, uint64_t start,
-                               const unsigned long *free, uint64_t n)
+                               const unsigned long *free, uint64_t n,
+                               unsigned long *unsent)
 {
     uint64_t i, cleared = 0;
     unsigned lo = start % BITS_PER_LONG;
     unsigned long *d = bmap + start / BITS_PER_LONG;
+    unsigned long *u = unsent ? unsent + start / BITS_PER_LONG : NULL;
 
-    for (i = 0; i < n; i += BITS_PER_LONG, d++) {
-        unsigned long w = free[i / BITS_PER_LONG], m;
+    for (i = 0; i < n; i += BITS_PER_LONG, d++, u = u ? u + 1 : NULL) {
+        unsigned long w = free[i / BITS_PER_LONG];
 
         if (n - i < BITS_PER_LONG) {
             w &= BIT_MASK(n - i) - 1;
@@ -412,18 +427,35 @@ uint64_t fpb_bitmap_clear_free(unsigned long *bmap, uint64_t start,
         if (!w) {
             continue;
         }
-        m = w << lo;
-        cleared += ctpopl(d[0] & m);
-        d[0] &= ~m;
-        if (lo) {
-            m = w >> (BITS_PER_LONG - lo);
-            if (m) {
-                cleared += ctpopl(d[1] & m);
-                d[1] &= ~m;
-            }
+        cleared += fpb_clear_word(&d[0], u, w << lo);
+        /* d[1] only if bits spill into it: it may be past @bmap's end */
+        if (lo && (w >> (BITS_PER_LONG - lo))) {
+            cleared += fpb_clear_word(&d[1], u ? &u[1] : NULL,
+                                      w >> (BITS_PER_LONG - lo));
         }
     }
     return cleared;
+}
+
+/* Set the bits of @free (@n bits from 0) in @bmap from bit @start. */
+static void fpb_bitmap_set_free(unsigned long *bmap, uint64_t start,
+                                const unsigned long *free, uint64_t n)
+{
+    unsigned lo = start % BITS_PER_LONG;
+    unsigned long *d = bmap + start / BITS_PER_LONG;
+    uint64_t i;
+
+    for (i = 0; i < n; i += BITS_PER_LONG, d++) {
+        unsigned long w = free[i / BITS_PER_LONG];
+
+        if (n - i < BITS_PER_LONG) {
+            w &= BIT_MASK(n - i) - 1;
+        }
+        d[0] |= w << lo;
+        if (lo && (w >> (BITS_PER_LONG - lo))) {
+            d[1] |= w >> (BITS_PER_LONG - lo);
+        }
+    }
 }
 
 uint64_t fpb_bitmap_count_free(const unsigned long *bmap, uint64_t start,
@@ -521,7 +553,8 @@ static FpbStatus fpb_read_free(FpbFilter *f, const FpbOps *ops, void *opaque,
 FpbStatus fpb_filter(FpbFilter *f, const FpbOps *ops, void *opaque,
                      uint64_t header_gpa, const FpbWindow *windows,
                      unsigned nr_windows, unsigned long *bmap,
-                     uint64_t *cleared, const char **reason)
+                     unsigned long *unsent, uint64_t *cleared,
+                     const char **reason)
 {
     size_t pos;
     unsigned i;
@@ -544,7 +577,8 @@ FpbStatus fpb_filter(FpbFilter *f, const FpbOps *ops, void *opaque,
     /* 3. Drop the free pages. */
     for (i = 0, pos = 0; i < nr_windows; i++) {
         *cleared += fpb_bitmap_clear_free(bmap, windows[i].first_page,
-                                          f->free + pos, windows[i].npages);
+                                          f->free + pos, windows[i].npages,
+                                          unsent);
         pos += BITS_TO_LONGS(windows[i].npages) + 1;
     }
     return FPB_OK;
@@ -571,4 +605,52 @@ FpbStatus fpb_count(FpbFilter *f, const FpbOps *ops, void *opaque,
         pos += BITS_TO_LONGS(windows[i].npages) + 1;
     }
     return FPB_OK;
+}
+
+FpbStatus fpb_switchover(FpbFilter *f, const FpbOps *ops, void *opaque,
+                         uint64_t header_gpa, const FpbWindow *windows,
+                         unsigned nr_windows, uint64_t npages,
+                         unsigned long *bmap, unsigned long *unsent,
+                         unsigned long *free_set, FpbSwitchover *out,
+                         const char **reason)
+{
+    FpbStatus ret = FPB_BUSY;
+    uint64_t i;
+    size_t pos;
+
+    memset(out, 0, sizeof(*out));
+    memset(free_set, 0, BITS_TO_LONGS(npages) * sizeof(unsigned long));
+
+    /* The guest is stopped: bits read now stay true, no log to clear. */
+    if (nr_windows) {
+        ret = fpb_read_free(f, ops, opaque, header_gpa, windows, nr_windows,
+                            reason);
+    }
+    if (ret == FPB_OK) {
+        for (i = 0, pos = 0; i < nr_windows; i++) {
+            fpb_bitmap_set_free(free_set, windows[i].first_page,
+                                f->free + pos, windows[i].npages);
+            pos += BITS_TO_LONGS(windows[i].npages) + 1;
+        }
+    }
+
+    for (i = 0; i < BITS_TO_LONGS(npages); i++) {
+        unsigned long all = ~0UL, freed, back;
+
+        if (i == npages / BITS_PER_LONG) {
+            all = BIT_MASK(npages % BITS_PER_LONG) - 1;
+        }
+        /* free now, and the destination has no up-to-date copy */
+        freed = free_set[i] & (bmap[i] | unsent[i]) & all;
+        /* dropped earlier, in use now: send it after all */
+        back = unsent[i] & ~free_set[i] & ~bmap[i] & all;
+
+        out->free_pages += ctpopl(freed);
+        out->undirtied += ctpopl(bmap[i] & freed);
+        out->redirtied += ctpopl(back);
+        free_set[i] = freed;
+        bmap[i] = (bmap[i] | back) & ~freed;
+        unsent[i] &= ~all;
+    }
+    return ret;
 }

@@ -147,12 +147,14 @@ FpbStatus fpb_layout_load(FpbLayout *l, const FpbLimits *limits,
  * clearing the log would lose such writes.
  *
  * The windows must not overlap in @bmap.  *@cleared is the number of bits
- * that were set in @bmap and are now clear.
+ * that were set in @bmap and are now clear; if @unsent is not NULL, they
+ * are set there too (see fpb_switchover()).
  */
 FpbStatus fpb_filter(FpbFilter *f, const FpbOps *ops, void *opaque,
                      uint64_t header_gpa, const FpbWindow *windows,
                      unsigned nr_windows, unsigned long *bmap,
-                     uint64_t *cleared, const char **reason);
+                     unsigned long *unsent, uint64_t *cleared,
+                     const char **reason);
 
 /*
  * Count the dirty pages of @windows in @bmap that the guest says are free,
@@ -169,10 +171,53 @@ uint64_t fpb_bitmap_count_free(const unsigned long *bmap, uint64_t start,
                                const unsigned long *free, uint64_t n);
 
 /*
- * Clear the bits of @free (@n bits from 0) in @bmap from bit @start.
- * Returns how many of them were set.
+ * Clear the bits of @free (@n bits from 0) in @bmap from bit @start, and
+ * set those that were set in @unsent (if not NULL).  Returns how many of
+ * them were set.
  */
 uint64_t fpb_bitmap_clear_free(unsigned long *bmap, uint64_t start,
-                               const unsigned long *free, uint64_t n);
+                               const unsigned long *free, uint64_t n,
+                               unsigned long *unsent);
+
+/*
+ * Postcopy.  A page the filter dropped was not sent, and the destination
+ * may not have it at all: once the destination runs, it would ask the
+ * source for the page when it faults on it, and the source, whose bit is
+ * clear, would never send it.  So with postcopy the caller has the filter
+ * record its drops in an "unsent" bitmap, clears a page's bit there when
+ * it sends the page, and at the switchover, with the guest stopped and its
+ * bits exact, fpb_switchover() decides, page by page of the block:
+ *
+ *  - free now, and dirty or unsent: its content is dead; it goes into
+ *    @free_set and its dirty bit is cleared.  The destination places a
+ *    zero page for it if it faults on it, and never asks for it.
+ *  - unsent and in use now (allocated since it was dropped): dirty again,
+ *    so it is sent, in the background or on request.
+ *
+ * so that every page the destination can fault on either is in the free
+ * set or can be sent.  @unsent is left empty.
+ */
+typedef struct FpbSwitchover {
+    /* pages in the free set */
+    uint64_t free_pages;
+    /* of those, pages that were dirty: migration_dirty_pages goes down */
+    uint64_t undirtied;
+    /* unsent pages in use now, marked dirty again */
+    uint64_t redirtied;
+} FpbSwitchover;
+
+/*
+ * At the postcopy switchover, with the guest stopped: fill @free_set
+ * (@npages bits, the whole block, like @bmap and @unsent) and update
+ * @bmap as above.  With no windows, or unless the bits can be read
+ * (FPB_BUSY, FPB_REJECTED), nothing is free: every unsent page is marked
+ * dirty again.
+ */
+FpbStatus fpb_switchover(FpbFilter *f, const FpbOps *ops, void *opaque,
+                         uint64_t header_gpa, const FpbWindow *windows,
+                         unsigned nr_windows, uint64_t npages,
+                         unsigned long *bmap, unsigned long *unsent,
+                         unsigned long *free_set, FpbSwitchover *out,
+                         const char **reason);
 
 #endif

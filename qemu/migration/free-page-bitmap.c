@@ -90,6 +90,12 @@ static struct {
     uint64_t round_ns;
 } fpb;
 
+/*
+ * Destination: faults on pages the guest had free at the postcopy
+ * switchover, served with a zero page (counted by the fault thread).
+ */
+static uint64_t fpb_free_faults;
+
 /* Before any device or migration can use the state */
 static void free_page_bitmap_init(void)
 {
@@ -282,11 +288,18 @@ static void fpb_reject(const char *reason)
 bool free_page_bitmap_migration_allowed(void)
 {
     /*
-     * A page dropped under postcopy is never sent if the destination
-     * faults on it; COLO and background snapshots need every page.
+     * COLO and background snapshots need every page.  Postcopy is fine:
+     * free_page_bitmap_switchover() makes every page the destination can
+     * fault on sendable or free.
      */
-    return !migrate_postcopy_ram() && !migrate_colo() &&
-           !migrate_background_snapshot();
+    return !migrate_colo() && !migrate_background_snapshot();
+}
+
+bool free_page_bitmap_postcopy(void)
+{
+    QEMU_LOCK_GUARD(&fpb.lock);
+    return fpb.offered && migrate_postcopy_ram() &&
+           free_page_bitmap_migration_allowed();
 }
 
 bool free_page_bitmap_active(void)
@@ -349,6 +362,9 @@ static uint64_t fpb_test_drop_in_use(RAMBlock *rb, const FpbChunk *c)
             if (test_bit(p, rb->bmap) &&
                 !(++fpb.test_count % fpb.test_drop_in_use)) {
                 clear_bit(p, rb->bmap);
+                if (rb->fpb_unsent_bmap) {
+                    set_bit(p, rb->fpb_unsent_bmap);
+                }
                 dropped++;
             }
         }
@@ -394,7 +410,8 @@ static uint64_t fpb_filter_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
     WITH_RCU_READ_LOCK_GUARD() {
         fpb_find_windows(&c);
         ret = fpb_filter(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w,
-                         c.nr, rb->bmap, &cleared, &reason);
+                         c.nr, rb->bmap, rb->fpb_unsent_bmap, &cleared,
+                         &reason);
     }
 
     if (ret == FPB_OK && fpb.test_drop_in_use) {
@@ -535,6 +552,61 @@ uint64_t free_page_bitmap_refresh(RAMBlock *rb, unsigned long page)
                                    (ram_addr_t)FPB_REFRESH_PAGES << tp_bits);
 }
 
+int64_t free_page_bitmap_switchover(RAMBlock *rb)
+{
+    FpbChunk c = {
+        .rb = rb,
+        .start = 0,
+        .end = rb->used_length,
+        .tp_bits = qemu_target_page_bits(),
+    };
+    uint64_t npages = rb->used_length >> c.tp_bits;
+    const char *reason = "";
+    FpbSwitchover out;
+    FpbStatus ret;
+
+    if (!rb->fpb_unsent_bmap) {
+        return 0;
+    }
+    g_free(rb->fpb_free_bmap);
+    rb->fpb_free_bmap = bitmap_new(npages);
+
+    QEMU_LOCK_GUARD(&fpb.lock);
+    WITH_RCU_READ_LOCK_GUARD() {
+        /*
+         * Huge pages are placed whole: leave them out, rather than track
+         * which host pages are free as a whole.
+         */
+        if (fpb.header_gpa && !fpb.rejected && qatomic_read(&fpb.enabled) &&
+            fpb_block_droppable(rb) &&
+            qemu_ram_pagesize(rb) == qemu_target_page_size()) {
+            fpb_update_limits();
+            fpb_find_windows(&c);
+        }
+        ret = fpb_switchover(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w,
+                             c.nr, npages, rb->bmap, rb->fpb_unsent_bmap,
+                             rb->fpb_free_bmap, &out, &reason);
+    }
+    if (ret == FPB_REJECTED) {
+        fpb_reject(reason);
+    }
+    fpb.stats.postcopy_free_pages += out.free_pages;
+    fpb.stats.postcopy_redirtied_pages += out.redirtied;
+    trace_free_page_bitmap_switchover(rb->idstr, ret, out.free_pages,
+                                      out.undirtied, out.redirtied);
+    return (int64_t)out.redirtied - (int64_t)out.undirtied;
+}
+
+bool free_page_bitmap_postcopy_fault(RAMBlock *rb, ram_addr_t offset)
+{
+    if (!rb->fpb_free_bmap ||
+        !test_bit(offset >> qemu_target_page_bits(), rb->fpb_free_bmap)) {
+        return false;
+    }
+    qatomic_inc(&fpb_free_faults);
+    return true;
+}
+
 void free_page_bitmap_set_header(uint64_t gpa)
 {
     QEMU_LOCK_GUARD(&fpb.lock);
@@ -662,5 +734,7 @@ void free_page_bitmap_populate_info(MigrationInfo *info)
     QEMU_LOCK_GUARD(&fpb.lock);
     if (fpb.offered) {
         info->free_page_bitmap = g_memdup2(&fpb.stats, sizeof(fpb.stats));
+        info->free_page_bitmap->postcopy_free_faults =
+            qatomic_read(&fpb_free_faults);
     }
 }

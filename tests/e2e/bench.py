@@ -182,31 +182,43 @@ def fmt(values, f="{:.0f}"):
     return f"{f.format(med)} [{f.format(min(vals))}-{f.format(max(vals))}]"
 
 
-def table(results, modes, workloads):
-    rows = ["| workload | mode | sent MiB | sent / in use | normal pages | zero pages | "
-            "total s | downtime ms | syncs | pages skipped | ideal MiB (in use) | "
-            "source CPU s | guest progress |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def col(key, f="{:.0f}", scale=1):
+    """A column of md_table(): fmt() of KEY / SCALE over the row's results."""
+    return lambda rs, w, mo: fmt([r[key] / scale if r.get(key) is not None else None
+                                  for r in rs], f)
+
+
+def md_table(results, modes, workloads, mode_names, columns):
+    """A markdown table with a row per workload and mode that has results;
+    COLUMNS: (title, cell(results of the row, workload, mode)) after those two."""
+    rows = ["| workload | mode | " + " | ".join(t for t, _ in columns) + " |",
+            "|---|---|" + "---|" * len(columns)]
     for w in workloads:
         for mo in modes:
             rs = [r for r in results if r["mode"] == mo and r["workload"] == w]
-            if not rs:
-                continue
-            rows.append("| " + " | ".join([
-                w, MODE_NAMES[mo],
-                fmt([r["transferred"] / MIB for r in rs]),
-                fmt([r["transferred"] / r["in_use"] for r in rs], "{:.2f}") + "x",
-                fmt([r["normal"] for r in rs]),
-                fmt([r["duplicate"] for r in rs]),
-                fmt([r["total_ms"] / 1000 for r in rs], "{:.1f}"),
-                fmt([r["downtime_ms"] for r in rs]),
-                fmt([r["syncs"] for r in rs]),
-                fmt([r["skipped"] for r in rs]) if mo.startswith("ours") else "-",
-                fmt([r["in_use"] / MIB for r in rs]),
-                fmt([r.get("src_cpu_s") for r in rs], "{:.2f}"),
-                fmt([r["progress"] for r in rs], "{:.2f}") if w == "churn" else "idle",
-            ]) + " |")
+            if rs:
+                rows.append("| " + " | ".join([w, mode_names[mo]] +
+                                               [cell(rs, w, mo) for _, cell in columns]) + " |")
     return "\n".join(rows)
+
+
+def table(results, modes, workloads):
+    return md_table(results, modes, workloads, MODE_NAMES, [
+        ("sent MiB", col("transferred", scale=MIB)),
+        ("sent / in use", lambda rs, w, mo: fmt([r["transferred"] / r["in_use"] for r in rs],
+                                                "{:.2f}") + "x"),
+        ("normal pages", col("normal")),
+        ("zero pages", col("duplicate")),
+        ("total s", col("total_ms", "{:.1f}", 1000)),
+        ("downtime ms", col("downtime_ms")),
+        ("syncs", col("syncs")),
+        ("pages skipped", lambda rs, w, mo: col("skipped")(rs, w, mo)
+         if mo.startswith("ours") else "-"),
+        ("ideal MiB (in use)", col("in_use", scale=MIB)),
+        ("source CPU s", col("src_cpu_s", "{:.2f}")),
+        ("guest progress", lambda rs, w, mo: col("progress", "{:.2f}")(rs, w, mo)
+         if w == "churn" else "idle"),
+    ])
 
 
 def targets(results, modes, workloads):
@@ -302,6 +314,31 @@ plot '{dat}' using 1:2:xtic(stringcolumn(7).': '.stringcolumn(5)) with boxes lc 
         os.unlink(dat)
 
 
+def run_matrix(run, modes, workloads, repeats, raw, summary):
+    """RUN(mode, workload, workdir) for every repeat, workload and mode, each
+    under the CPU lock; the results, also written to RAW one JSON object per
+    line, or None once a run fails."""
+    results = []
+    with open(raw, "w") as f:
+        for rep in range(1, repeats + 1):
+            for w in workloads:
+                for mo in modes:
+                    t0 = time.monotonic()
+                    try:
+                        with cpu_lock():
+                            st = run(mo, w, os.path.join(CACHE, "e2e/run/bench"))
+                    except Failure as e:
+                        log(f"bench: {w} {mo} repeat {rep} FAILED: {e}")
+                        return None
+                    st["repeat"] = rep
+                    results.append(st)
+                    f.write(json.dumps(st) + "\n")
+                    f.flush()
+                    log(f"bench: {w:6} {mo:9} #{rep}: {summary(st)} "
+                        f"({time.monotonic() - t0:.0f} s)")
+    return results
+
+
 def cmd_bench(argv):
     repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 3
     modes = argv[argv.index("--modes") + 1].split(",") if "--modes" in argv else list(MODES)
@@ -314,27 +351,15 @@ def cmd_bench(argv):
             modes.remove(mo)
     os.makedirs(OUT, exist_ok=True)
     raw = os.path.join(OUT, "results.jsonl")
-    results = []
-    with open(raw, "w") as f:
-        for rep in range(1, repeats + 1):
-            for w in workloads:
-                for mo in modes:
-                    t0 = time.monotonic()
-                    try:
-                        with cpu_lock():
-                            st = one_run(mo, w, os.path.join(CACHE, "e2e/run/bench"))
-                    except Failure as e:
-                        log(f"bench: {w} {mo} repeat {rep} FAILED: {e}")
-                        return 1
-                    st["repeat"] = rep
-                    results.append(st)
-                    f.write(json.dumps(st) + "\n")
-                    f.flush()
-                    log(f"bench: {w:6} {mo:9} #{rep}: sent {st['transferred'] / MIB:7.1f} MiB "
-                        f"({st['transferred'] / st['in_use']:.2f}x of {st['in_use'] / MIB:.0f} "
-                        f"MiB in use), {st['total_ms'] / 1000:.1f} s, downtime "
-                        f"{st['downtime_ms']} ms, syncs {st['syncs']}, skipped {st['skipped']}, "
-                        f"progress {st['progress']} ({time.monotonic() - t0:.0f} s)")
+
+    def summary(st):
+        return (f"sent {st['transferred'] / MIB:7.1f} MiB ({st['transferred'] / st['in_use']:.2f}x "
+                f"of {st['in_use'] / MIB:.0f} MiB in use), {st['total_ms'] / 1000:.1f} s, downtime "
+                f"{st['downtime_ms']} ms, syncs {st['syncs']}, skipped {st['skipped']}, "
+                f"progress {st['progress']}")
+    results = run_matrix(one_run, modes, workloads, repeats, raw, summary)
+    if results is None:
+        return 1
     classify = "ours" in modes and "--no-classify" not in argv
     classes = run_classified(workloads) if classify else []
     if classes is None:

@@ -18,7 +18,7 @@ cp "$guest/arch/x86/boot/bzImage" "$out/kernel/bzImage.tmp"
 cp "$guest/System.map" "$out/kernel/System.map.tmp"
 mv "$out/kernel/bzImage.tmp" "$out/kernel/bzImage"
 mv "$out/kernel/System.map.tmp" "$out/kernel/System.map"
-for w in freed churn verify kexec-boot; do
+for w in freed churn verify memhold kexec-boot; do
 	src=$here/workloads/$w.c bin=$out/bin/$w
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/workloads/wl.h" -nt "$bin" ]; then
 		gcc -static -O2 -Wall -Wextra -Werror -o "$bin.tmp" "$src" ||

@@ -1,13 +1,14 @@
 # End-to-end live migrations (tests/e2e); included by the Makefile.
 #   make test-e2e  the migration scenarios, TAP (part of make check)
 #   make soak      20 ping-pong hops, granules and multifd in turn, oracle on each
-#   make bench     none / hinting / reporting / ours, 3 repeats -> bench/results/migration.*
+#   make bench     none / hinting / reporting / ours, 3 repeats -> bench/results/migration.*,
+#                  then make bench-postcopy: postcopy with and without the bitmap -> postcopy.md
 #   make demo      a churn migration without and with the bitmap, and what it saved
 # Every run needs the guest kernel and, for the bitmap, the patched QEMU.
 
 E2E_QEMU := $(if $(wildcard qemu/qemu.mk),qemu)
 
-.PHONY: test-e2e soak bench demo
+.PHONY: test-e2e soak bench bench-postcopy demo
 
 test-e2e: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh test
@@ -18,6 +19,10 @@ soak: kernel $(E2E_QEMU)
 
 bench: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh bench
+	@tests/e2e/run.sh bench-postcopy
+
+bench-postcopy: kernel $(E2E_QEMU)
+	@tests/e2e/run.sh bench-postcopy
 
 demo: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh demo

@@ -517,24 +517,178 @@ class NumaNode(Dimm):
 
 
 class Postcopy(Scenario):
+    """Postcopy with the bitmap: pre-copy drops free pages as usual; at the
+    switchover the pages free then go to the destination as the free set
+    and those dropped earlier and in use now are sent after all.  The
+    destination stays paused through postcopy (-S), so the oracle compares
+    the stopped pair at the end, and then the workloads check their pages."""
     name = "postcopy"
-    desc = "postcopy enabled: no filtering (0 skipped), no hang, destination workloads pass"
+    desc = "postcopy (churn+verify): filtered before the switchover, free set at it, oracle"
     caps = ("postcopy-ram",)
-    dst_paused = False
-    run_oracle = False
+    # bytes/s of the background transfer after the switchover, until the
+    # scenario is done with it (faulted pages go out at once regardless)
+    postcopy_bw = None
+
+    def hop_params(self, hop):
+        if self.postcopy_bw:
+            return {"max-postcopy-bandwidth": self.postcopy_bw}
+        return self.params
+
+    def before_switch(self, m, src):
+        """After the pre-copy syncs, before migrate-start-postcopy."""
+
+    def after_switch(self, m, src, dst):
+        """While the source is in postcopy."""
 
     def during(self, m, src):
-        m.wait_syncs(2)
+        m.wait_syncs(self.min_syncs)
+        self.before_switch(m, src)
         m.src.qmp.cmd("migrate-start-postcopy")
-        self.notes.append("switched to postcopy after 2 syncs; destination runs (no oracle: "
-                          "it has run)")
+        # with the background transfer unlimited, postcopy may be over at once
+        deadline = time.monotonic() + scaled(60)
+        while m.info().get("status") not in ("postcopy-active", "completed"):
+            if time.monotonic() > deadline:
+                raise Failure(f"no postcopy-active after 60 s: {m.info().get('status')}")
+            time.sleep(0.1)
+        m.hold = False      # the switch was the act; postcopy may end now
+        self.dst = m.dst
+        self.after_switch(m, src, m.dst)
+        if self.postcopy_bw:
+            m.src.qmp.cmd("migrate-set-parameters", {"max-postcopy-bandwidth": FAST_BW})
+
+    def still_postcopy(self, m, what):
+        """WHAT happened on the destination: the source must still be in postcopy,
+        or a fault may have waited for the end (when the destination drops its
+        userfaultfd and a page the source never sent reads as zero)."""
+        st = m.info().get("status")
+        if st != "postcopy-active":
+            raise Failure(f"{what} only when the source was '{st}', not in postcopy: "
+                          "a fault waited for a page the source never sends")
 
     def after_hop(self, hop, st, res):
-        if self.ours and st["skipped"] is None:
-            raise Failure("query-migrate has no free-page-bitmap statistics")
-        if self.ours and (st["skipped"] or st["filtered_syncs"]):
-            raise Failure(f"postcopy: {st['skipped']} pages skipped in "
-                          f"{st['filtered_syncs']} filtered syncs")
+        super().after_hop(hop, st, res)
+        if not self.ours:
+            return
+        if not st["postcopy_bytes"]:
+            raise Failure(f"hop {hop}: nothing sent in postcopy (statistics {st})")
+        if not st["pc_free"]:
+            raise Failure(f"hop {hop}: no free set at the switchover (statistics {st})")
+        # the device state said STOP, as after a precopy migration
+        guest_sysfs_wait(self.dst, "active", "0")
+        self.notes.append(f"hop {hop}: switchover: {st['pc_free']} free pages not sent, "
+                          f"{st['pc_redirtied']} dropped earlier sent after all; "
+                          f"{st['postcopy_bytes'] / MIB:.1f} MiB after it, "
+                          f"{st['pc_requests']} page requests, destination: "
+                          f"{st['pc_free_faults']} faults on free pages served locally")
+
+
+class PostcopyFreed(Postcopy):
+    name = "postcopy-freed"
+    desc = "postcopy, 256 MiB freed before the migration: most of it in the free set, oracle"
+    # churn keeps pre-copy from converging before the switch
+    workloads = (("freed", "-m 256 -k 8"), CHURN)
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if self.ours and st["pc_free"] * 4096 < 64 * MIB:
+            raise Failure(f"hop {hop}: only {st['pc_free']} pages in the free set "
+                          "after 256 MiB were freed")
+
+
+class PostcopyLive(Postcopy):
+    """The destination runs during postcopy, which lasts while the scenario
+    acts: the background transfer is held at 1 MiB/s until then."""
+    workloads = (("freed", "-m 256 -k 8"), CHURN)
+    dst_paused = False
+    run_oracle = False
+    postcopy_bw = 1 * MIB
+
+
+class PostcopyAlloc(PostcopyLive):
+    """The destination runs during postcopy and allocates 160 MiB at once:
+    the guest's allocator hands out pages that were free at the switchover,
+    which the destination never had, and each first touch must be served
+    there with a zero page, not asked of the source (which would never
+    send it)."""
+    name = "postcopy-alloc"
+    desc = "postcopy, destination allocates 160 MiB during it: served locally, workloads pass"
+
+    def after_switch(self, m, src, dst):
+        start = dst.offset()
+        dst.start_workload("verify", "-w 160 -d 160 -p 100 -s 7")
+        dst.wait_for(r"fpb-wl: verify started", 120, start, what="verify started")
+        self.still_postcopy(m, "the destination's 160 MiB were written")
+        dst.check_workloads(["verify"])
+        self.notes.append("the destination allocated and checked 160 MiB in postcopy")
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if self.ours and not st["pc_free_faults"]:
+            raise Failure(f"hop {hop}: the destination served no fault on a free page")
+
+
+class PostcopyUnwritten(PostcopyLive):
+    """The hang case: pages free in pre-copy (dropped, never sent) that the
+    guest then takes without writing them (fallocated shmem), before the
+    switchover.  On the destination each first read makes the kernel zero
+    such a page, a fault on a page it never received: the source must send
+    it, so the switchover marks it dirty again."""
+    name = "postcopy-unwritten"
+    desc = "postcopy, 32 MiB taken unwritten after being dropped: sent again, no hang"
+
+    def before_switch(self, m, src):
+        start = src.offset()
+        src.start_workload("memhold", "-m 32")
+        src.wait_for(r"fpb-wl: memhold started", 60, start, what="memhold started")
+
+    def after_switch(self, m, src, dst):
+        dst.check_workloads(["memhold"])
+        self.still_postcopy(m, "memhold's pages were all read")
+        self.notes.append("memhold read its 32 MiB on the destination during postcopy")
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if self.ours and not st["pc_redirtied"]:
+            raise Failure(f"hop {hop}: no dropped page was sent again at the switchover")
+
+
+class PostcopyOldDestination(Scenario):
+    """A destination that does not know the free set (Debian's QEMU) must
+    refuse the migration at its start, while the guest runs on the source."""
+    name = "postcopy-old-destination"
+    desc = "postcopy to a QEMU without the free set: refused at the start, guest runs on"
+    caps = ("postcopy-ram",)
+
+    def run(self, workdir):
+        src = Guest(workdir, "g0", qemu=self.qemu(), mode=self.mode)
+        dst = Guest(workdir, "g1", qemu=STOCK_QEMU, mode="stock", incoming=True, paused=True)
+        try:
+            src.start()
+            src.wait_ready()
+            dst.start()
+            m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=SLOW_BW,
+                          caps=self.caps)
+            m.start()
+            deadline = time.monotonic() + scaled(60)
+            while (st := m.info().get("status")) not in ("failed", "completed"):
+                if time.monotonic() > deadline:
+                    raise Failure(f"the migration is still '{st}' after 60 s")
+                time.sleep(0.2)
+            if st != "failed":
+                raise Failure("the migration to a destination without the free set completed")
+            syncs = m.info().get("ram", {}).get("dirty-sync-count", 0)
+            with open(dst.stderr_path, errors="replace") as f:
+                why = re.search(r"MIG_CMD 0x[0-9a-f]+ unknown.*", f.read())
+            if not why:
+                raise Failure("the destination did not say it does not know the command: "
+                              + dst.qemu_log_tail())
+            if src.status() != "running":
+                raise Failure(f"the source guest is '{src.status()}' after the refusal")
+            src.sh("true")
+            return [f"destination: '{why.group(0)}' after {syncs} syncs; source guest running"]
+        finally:
+            dst.close()
+            src.close()
 
 
 class Multifd(Scenario):
@@ -677,7 +831,8 @@ class KvmMultifd(KvmOrder, Multifd):
 
 
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
-             NumaNode, EightNodes, SixtyFourNodes, Postcopy, Multifd, InitOnFree, OracleCatches,
+             NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
+             PostcopyUnwritten, PostcopyOldDestination, Multifd, InitOnFree, OracleCatches,
              KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule, KvmMultifd]
 
 
@@ -698,6 +853,11 @@ def run_scenario(sc, workdir, verbose=False):
     qemu = sc.qemu()
     rm_rf(workdir)
     os.makedirs(workdir)
+    if hasattr(sc, "run"):
+        notes = sc.run(workdir)
+        for n in notes:
+            log(n)
+        return None
     guests = []
 
     def guest(name, **kw):
@@ -727,7 +887,7 @@ def run_scenario(sc, workdir, verbose=False):
             dst = guest(f"g{hop}", incoming=True, paused=sc.dst_paused)
             m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=sc.bandwidth,
                           downtime_ms=sc.downtime_ms, caps=sc.hop_caps(hop),
-                          params=sc.hop_params(hop), hold="postcopy-ram" not in sc.caps)
+                          params=sc.hop_params(hop), hold=True)
             m.hop = hop
             m.start()
             sc.during(m, src)

@@ -426,7 +426,7 @@ class Migration:
         """Let the hop end (at BANDWIDTH if given); return the final stats."""
         if self.hold:
             st = self.info().get("status")
-            if st != "active":
+            if st not in ("active", "postcopy-active"):
                 raise Failure(f"the hop ended ({st}) before the scenario had acted")
             self.src.qmp.cmd("migrate-set-parameters", {"downtime-limit": self.downtime_ms})
         if bandwidth:
@@ -495,6 +495,14 @@ class Migration:
             "dst_rejected": self.dst_counters.get("rejected-layouts"),
             "dst_reject_reason": "; ".join(self.dst.reject_reasons()),
             "header_gpa": self.counters.get("header-gpa"),
+            # postcopy: bytes after the switchover, requests the source served,
+            # the free set and what the destination did with it
+            "precopy_bytes": ram.get("precopy-bytes", 0),
+            "postcopy_bytes": ram.get("postcopy-bytes", 0),
+            "pc_requests": ram.get("postcopy-requests", 0),
+            "pc_free": self.counters.get("postcopy-free-pages"),
+            "pc_redirtied": self.counters.get("postcopy-redirtied-pages"),
+            "pc_free_faults": self.dst_counters.get("postcopy-free-faults"),
         }
 
 

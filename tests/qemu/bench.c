@@ -54,7 +54,7 @@ static uint64_t one_sync(FakeGuest *g, FpbFilter *f, unsigned long *bmap,
 
             w[nr++] = (FpbWindow) { block_gpa(s << 12), s, end - s };
         }
-        if (fpb_filter(f, &ops, g, g->header_gpa, w, nr, bmap, &cleared,
+        if (fpb_filter(f, &ops, g, g->header_gpa, w, nr, bmap, NULL, &cleared,
                        &reason) != FPB_OK) {
             fprintf(stderr, "filter failed: %s\n", reason);
             exit(1);

@@ -35,6 +35,12 @@ bool free_page_bitmap_check_header(uint64_t gpa);
 /* Whether filtering is allowed for the migration that is starting. */
 bool free_page_bitmap_migration_allowed(void);
 /*
+ * Whether a postcopy migration may leave free pages out: the source then
+ * tracks the pages it dropped (RAMBlock.fpb_unsent_bmap), and announces
+ * the free set to the destination (MIG_CMD_POSTCOPY_RAM_FREE).
+ */
+bool free_page_bitmap_postcopy(void);
+/*
  * A device offers the free page bitmap (or no longer does): query-migrate
  * reports its statistics only while one does.
  */
@@ -104,5 +110,21 @@ void free_page_bitmap_set_count_free(bool on);
  * as free_page_bitmap_filter().
  */
 uint64_t free_page_bitmap_refresh(RAMBlock *rb, unsigned long page);
+
+/*
+ * At the postcopy switchover, with the guest stopped, after the last sync:
+ * build @rb->fpb_free_bmap, the pages the guest has free that the
+ * destination has no up-to-date copy of (they are never sent), and mark
+ * dirty again the pages dropped earlier that the guest uses now (see
+ * fpb_switchover()).  Returns the change to migration_dirty_pages.
+ */
+int64_t free_page_bitmap_switchover(RAMBlock *rb);
+
+/*
+ * Destination, postcopy: whether the page at @offset of @rb was free in
+ * the guest at the switchover.  The source never sends it: the caller
+ * places a zero page rather than ask for it.  Counted in the statistics.
+ */
+bool free_page_bitmap_postcopy_fault(RAMBlock *rb, ram_addr_t offset);
 
 #endif

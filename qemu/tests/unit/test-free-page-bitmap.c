@@ -439,7 +439,7 @@ static uint64_t filter_all(FakeGuest *g, FpbFilter *f, unsigned long *bmap,
     unsigned nr = chunk_windows(0, BLOCK_PAGES, w);
     uint64_t cleared = 0;
 
-    *st = fpb_filter(f, &ops, g, g->header_gpa, w, nr, bmap, &cleared,
+    *st = fpb_filter(f, &ops, g, g->header_gpa, w, nr, bmap, NULL, &cleared,
                      reason);
     return cleared;
 }
@@ -561,7 +561,7 @@ static void test_random(void)
         st = fpb_count(&f, &ops, &g, g.header_gpa, w, nw, bmap, &counted,
                        &reason);
         if (st == FPB_OK) {
-            st = fpb_filter(&f, &ops, &g, g.header_gpa, w, nw, bmap,
+            st = fpb_filter(&f, &ops, &g, g.header_gpa, w, nw, bmap, NULL,
                             &cleared, &reason);
         }
         fpb_filter_destroy(&f);
@@ -590,7 +590,7 @@ static void test_random(void)
 /* Accounting and untouched bits: clear_free on unaligned runs. */
 static void test_clear_free(void)
 {
-    unsigned long bmap[8], free_[4], want[8];
+    unsigned long bmap[8], free_[4], want[8], unsent[8], want_unsent[8];
     int bad = 0;
 
     for (int it = 0; it < 2000; it++) {
@@ -604,20 +604,30 @@ static void test_clear_free(void)
         for (int i = 0; i < 4; i++) {
             free_[i] = rnd();
         }
+        for (int i = 0; i < 8; i++) {
+            unsent[i] = rnd() & rnd();
+        }
         memcpy(want, bmap, sizeof(bmap));
+        memcpy(want_unsent, unsent, sizeof(unsent));
         for (uint64_t i = 0; i < n; i++) {
             if (page_bit(free_, i) && page_bit(want, start + i)) {
                 set_page_bit(want, start + i, false);
+                set_page_bit(want_unsent, start + i, true);
                 expect++;
             }
         }
         counted = fpb_bitmap_count_free(bmap, start, free_, n);
-        cleared = fpb_bitmap_clear_free(bmap, start, free_, n);
+        cleared = fpb_bitmap_clear_free(bmap, start, free_, n,
+                                        it % 2 ? unsent : NULL);
         bad += cleared != expect || memcmp(bmap, want, sizeof(bmap));
         bad += counted != expect;
+        if (it % 2) {
+            bad += !!memcmp(unsent, want_unsent, sizeof(unsent));
+        }
     }
     check(!bad, "dirty accounting: cleared bits counted exactly (and by the "
-          "read-only count before), others untouched");
+          "read-only count before) and recorded as unsent, others "
+          "untouched");
 }
 
 /*
@@ -703,8 +713,8 @@ static void round_trip(FakeGuest *g, FpbFilter *f, bool running)
         uint64_t cleared;
 
         g->after_read = running ? adversary : NULL;
-        fpb_filter(f, &order_ops, g, g->header_gpa, w, nw, mbmap, &cleared,
-                   &reason);
+        fpb_filter(f, &order_ops, g, g->header_gpa, w, nw, mbmap, NULL,
+                   &cleared, &reason);
         g->after_read = NULL;
         for (uint64_t p = cur_chunk; p < cur_chunk + CHUNK_PAGES; p++) {
             if (page_bit(mbmap, p)) {
@@ -762,6 +772,191 @@ static void test_order(void)
     fpb_filter_destroy(&f);
 }
 
+/*
+ * The postcopy model.  Two pages of the block (one in each part) go
+ * through every sequence of up to PC_STEPS events while pre-copy runs:
+ * the guest frees, allocates (without writing: a fallocated shmem page)
+ * or writes one, a sync takes the dirty log, the filter drops what is
+ * free, migration sends one.  Then the switchover (last sync, guest
+ * stopped, fpb_switchover(), discards of the dirty pages) and postcopy:
+ * the destination faults on both pages, and the source must be able to
+ * send any page that is neither on the destination nor in the free set,
+ * or the vCPU would hang.  Every page in use at the switchover must end
+ * with the guest's content.
+ */
+#define PC_STEPS 6
+#define PC_EVENTS 10
+static const uint64_t pc_page[2] = { 300, LOW_SIZE / TP_SIZE + 7 };
+
+typedef struct PcModel {
+    bool free[2], logged[2], has[2];
+    uint32_t src[2], dst[2];
+} PcModel;
+
+static unsigned long pc_bmap[BLOCK_PAGES / 64], pc_unsent[BLOCK_PAGES / 64];
+static unsigned long pc_free_set[BLOCK_PAGES / 64];
+
+static void pc_send(PcModel *m, int i)
+{
+    /* as migration_bitmap_clear_dirty() does */
+    if (page_bit(pc_bmap, pc_page[i])) {
+        set_page_bit(pc_bmap, pc_page[i], false);
+        set_page_bit(pc_unsent, pc_page[i], false);
+        m->has[i] = true;
+        m->dst[i] = m->src[i];
+    }
+}
+
+static void pc_sync(PcModel *m)
+{
+    for (int i = 0; i < 2; i++) {
+        if (m->logged[i]) {
+            set_page_bit(pc_bmap, pc_page[i], true);
+            m->logged[i] = false;
+        }
+    }
+}
+
+static void pc_event(FakeGuest *g, FpbFilter *f, PcModel *m, unsigned ev)
+{
+    int i = ev % 2;
+    uint64_t gpfn = gpfn_of(pc_page[i]);
+
+    switch (ev / 2) {
+    case 0:                     /* free */
+        m->free[i] = true;
+        fg_set_free(g, gpfn, true);
+        break;
+    case 1:                     /* allocate, not written */
+        m->free[i] = false;
+        fg_set_free(g, gpfn, false);
+        break;
+    case 2:                     /* write, if in use */
+        if (!m->free[i]) {
+            m->src[i]++;
+            m->logged[i] = true;
+        }
+        break;
+    case 3:
+        pc_send(m, i);
+        break;
+    default: {
+        FpbWindow w[2];
+        unsigned nw = chunk_windows(0, BLOCK_PAGES, w);
+        const char *reason = "";
+        uint64_t cleared;
+
+        if (ev % 2) {
+            pc_sync(m);
+        } else {
+            fpb_filter(f, &ops, g, g->header_gpa, w, nw, pc_bmap, pc_unsent,
+                       &cleared, &reason);
+        }
+    }
+    }
+}
+
+/* Returns a description of what went wrong, or NULL. */
+static const char *pc_run(FakeGuest *g, FpbFilter *f, unsigned start,
+                          const unsigned *evs, unsigned n)
+{
+    PcModel m = { 0 };
+    FpbWindow w[2];
+    unsigned nw = chunk_windows(0, BLOCK_PAGES, w);
+    const char *reason = "";
+    FpbSwitchover out;
+
+    memset(pc_bmap, 0, sizeof(pc_bmap));
+    memset(pc_unsent, 0, sizeof(pc_unsent));
+    /* migration starts: both pages dirty, the destination has neither */
+    for (int i = 0; i < 2; i++) {
+        m.free[i] = start >> i & 1;
+        m.src[i] = 1;
+        fg_set_free(g, gpfn_of(pc_page[i]), m.free[i]);
+        set_page_bit(pc_bmap, pc_page[i], true);
+    }
+    for (unsigned k = 0; k < n; k++) {
+        pc_event(g, f, &m, evs[k]);
+    }
+
+    /* switchover: the guest stops, the last sync, then the free set */
+    pc_sync(&m);
+    fpb_switchover(f, &ops, g, g->header_gpa, w, nw, BLOCK_PAGES, pc_bmap,
+                   pc_unsent, pc_free_set, &out, &reason);
+    for (int i = 0; i < 2; i++) {
+        if (page_bit(pc_free_set, pc_page[i]) && !m.free[i]) {
+            return "a page in use is in the free set";
+        }
+        if (page_bit(pc_bmap, pc_page[i])) {
+            m.has[i] = false;   /* discarded on the destination */
+        }
+    }
+    /* postcopy: the destination faults on both pages */
+    for (int i = 0; i < 2; i++) {
+        if (m.has[i]) {
+            continue;
+        }
+        if (page_bit(pc_free_set, pc_page[i])) {
+            m.has[i] = true;    /* a zero page, placed locally */
+            m.dst[i] = 0;
+            continue;
+        }
+        pc_send(&m, i);
+        if (!m.has[i]) {
+            return "a fault asks for a page the source will not send";
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!m.free[i] && m.dst[i] != m.src[i]) {
+            return "a page in use has stale content on the destination";
+        }
+    }
+    return NULL;
+}
+
+static void test_postcopy_model(void)
+{
+    unsigned evs[PC_STEPS];
+    uint64_t runs = 0, bad = 0;
+    const char *first = NULL;
+    FpbFilter f;
+    FakeGuest g;
+
+    guest_standard(&g, 12, 0);
+    fpb_filter_init(&f, &limits);
+    for (unsigned n = 0; n <= PC_STEPS; n++) {
+        uint64_t total = 1;
+
+        for (unsigned k = 0; k < n; k++) {
+            total *= PC_EVENTS;
+        }
+        for (uint64_t code = 0; code < total; code++) {
+            uint64_t c = code;
+
+            for (unsigned k = 0; k < n; k++, c /= PC_EVENTS) {
+                evs[k] = c % PC_EVENTS;
+            }
+            for (unsigned start = 0; start < 4; start++) {
+                const char *why = pc_run(&g, &f, start, evs, n);
+
+                runs++;
+                if (why && !bad++) {
+                    first = why;
+                    g_test_message("first failure: start %u, %u events "
+                                   "(code %" PRIu64 "): %s", start, n, code,
+                                   why);
+                }
+            }
+        }
+    }
+    check(!bad, "postcopy: in %" PRIu64 " runs of every order of free, "
+          "allocate, write, sync, filter and send, then switchover and "
+          "faults, every fault is served and every page in use arrives "
+          "(%" PRIu64 " failed%s%s)", runs, bad, first ? ": " : "",
+          first ? first : "");
+    fpb_filter_destroy(&f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -771,5 +966,6 @@ int main(int argc, char **argv)
     g_test_add_func("/free-page-bitmap/clear-free", test_clear_free);
     g_test_add_func("/free-page-bitmap/random", test_random);
     g_test_add_func("/free-page-bitmap/order", test_order);
+    g_test_add_func("/free-page-bitmap/postcopy-model", test_postcopy_model);
     return g_test_run();
 }

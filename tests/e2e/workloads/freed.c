@@ -28,6 +28,8 @@ int main(int argc, char **argv)
 		wl_check("freed region", a + p * WL_PAGE, kpages + p, 0);
 	munmap(a, mib * MIB);
 	wl_say("freed mib=%zu kept=%zu", mib, keep);
+	/* what the end-to-end scenarios wait for: the memory is free now */
+	wl_say("started");
 	for (;;) {
 		if (wl_check_requested || wl_now_ms() - last >= 2000) {
 			for (p = 0; p < kpages; p++)

@@ -100,7 +100,7 @@ static inline void wl_fill(void *addr, uint64_t page, uint64_t gen)
 }
 
 /* Check a page; on a mismatch say where and exit. */
-static void wl_check(const char *what, void *addr, uint64_t page, uint64_t gen)
+static inline void wl_check(const char *what, void *addr, uint64_t page, uint64_t gen)
 {
 	const uint64_t *w = addr;
 	uint64_t b = wl_base(page, gen);
@@ -126,7 +126,7 @@ static void wl_check(const char *what, void *addr, uint64_t page, uint64_t gen)
 	wl_units++;
 }
 
-static void *wl_map(size_t bytes)
+static inline void *wl_map(size_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
