@@ -943,17 +943,17 @@ static void test_postcopy_model(void)
                 if (why && !bad++) {
                     first = why;
                     g_test_message("first failure: start %u, %u events "
-                                   "(code %" PRIu64 "): %s", start, n, code,
-                                   why);
+                                   "(code %llu): %s", start, n,
+                                   (unsigned long long)code, why);
                 }
             }
         }
     }
-    check(!bad, "postcopy: in %" PRIu64 " runs of every order of free, "
+    check(!bad, "postcopy: in %llu runs of every order of free, "
           "allocate, write, sync, filter and send, then switchover and "
           "faults, every fault is served and every page in use arrives "
-          "(%" PRIu64 " failed%s%s)", runs, bad, first ? ": " : "",
-          first ? first : "");
+          "(%llu failed%s%s)", (unsigned long long)runs,
+          (unsigned long long)bad, first ? ": " : "", first ? first : "");
     fpb_filter_destroy(&f);
 }
 
