@@ -727,6 +727,7 @@ void free_page_bitmap_reset_stats(void)
 {
     QEMU_LOCK_GUARD(&fpb.lock);
     fpb.stats = (FreePageBitmapStats) { 0 };
+    qatomic_set(&fpb_free_faults, 0);
 }
 
 void free_page_bitmap_populate_info(MigrationInfo *info)
