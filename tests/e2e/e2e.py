@@ -24,6 +24,7 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp import QMP  # noqa: E402
 from harness import (CACHE, INITRD, MIB, SYSMAP, STOCK_QEMU,  # noqa: E402
                      Failure, Guest, Migration, cpu_lock, feature_missing, oracle,
                      oracle_verdict, patched_qemu, rate, rm_rf, scaled)
@@ -597,11 +598,30 @@ class PostcopyFreed(Postcopy):
 
 class PostcopyLive(Postcopy):
     """The destination runs during postcopy, which lasts while the scenario
-    acts: the background transfer is held at 1 MiB/s until then."""
+    acts: 64 MiB are written right before the switch and the background
+    transfer is held at 128 KiB/s until then, so that page requests that
+    wait for CPU time (churn keeps both cores busy) are served in
+    postcopy all the same."""
     workloads = (("freed", "-m 256 -k 8"), CHURN)
     dst_paused = False
     run_oracle = False
-    postcopy_bw = 1 * MIB
+    postcopy_bw = 128 * 1024
+
+    def before_switch(self, m, src):
+        # 64 MiB written just now: still dirty at the switch, for postcopy
+        # to send at 128 KiB/s while the scenario acts
+        start = src.offset()
+        src.start_workload("freed", "-m 1 -k 64 -s 11")
+        src.wait_for(r"fpb-wl: freed started", 120, start, what="64 MiB more written")
+
+    def wait_in_postcopy(self, m, what, wait):
+        """WAIT() for WHAT on the destination; it must happen in postcopy."""
+        try:
+            wait()
+        except Failure as e:
+            raise Failure(f"{e}; the source is '{m.info().get('status')}': a fault waits "
+                          "for a page the source never sends") from e
+        self.still_postcopy(m, what)
 
 
 class PostcopyAlloc(PostcopyLive):
@@ -615,11 +635,10 @@ class PostcopyAlloc(PostcopyLive):
 
     def after_switch(self, m, src, dst):
         start = dst.offset()
-        dst.start_workload("verify", "-w 160 -d 160 -p 100 -s 7")
-        dst.wait_for(r"fpb-wl: verify started", 120, start, what="verify started")
-        self.still_postcopy(m, "the destination's 160 MiB were written")
-        dst.check_workloads(["verify"])
-        self.notes.append("the destination allocated and checked 160 MiB in postcopy")
+        dst.sh("/e2e/verify -w 160 -d 160 -p 100 -s 7 </dev/null >/dev/console 2>&1 &")
+        self.wait_in_postcopy(m, "the destination's 160 MiB were written", lambda: dst.wait_for(
+            r"fpb-wl: verify started ws=160", 120, start, what="the second verify started"))
+        self.notes.append("the destination allocated and wrote 160 MiB in postcopy")
 
     def after_hop(self, hop, st, res):
         super().after_hop(hop, st, res)
@@ -634,22 +653,67 @@ class PostcopyUnwritten(PostcopyLive):
     such a page, a fault on a page it never received: the source must send
     it, so the switchover marks it dirty again."""
     name = "postcopy-unwritten"
-    desc = "postcopy, 32 MiB taken unwritten after being dropped: sent again, no hang"
+    desc = "postcopy, 8 MiB taken unwritten after being dropped: sent again, no hang"
 
     def before_switch(self, m, src):
         start = src.offset()
-        src.start_workload("memhold", "-m 32")
+        src.start_workload("memhold", "-m 8")
         src.wait_for(r"fpb-wl: memhold started", 60, start, what="memhold started")
+        super().before_switch(m, src)
 
     def after_switch(self, m, src, dst):
-        dst.check_workloads(["memhold"])
-        self.still_postcopy(m, "memhold's pages were all read")
-        self.notes.append("memhold read its 32 MiB on the destination during postcopy")
+        self.wait_in_postcopy(m, "memhold's pages were all read",
+                              lambda: dst.check_workloads(["memhold"]))
+        self.notes.append("memhold read its 8 MiB on the destination during postcopy")
 
     def after_hop(self, hop, st, res):
         super().after_hop(hop, st, res)
         if self.ours and not st["pc_redirtied"]:
             raise Failure(f"hop {hop}: no dropped page was sent again at the switchover")
+
+
+class PostcopyRecover(PostcopyLive):
+    """Postcopy paused (the channel is lost) and recovered: the source then
+    rebuilds its dirty bitmap from the pages the destination has not
+    received, which must leave the free set out (the destination goes on
+    serving it; its pages are never sent)."""
+    name = "postcopy-recover"
+    desc = "postcopy paused and recovered: the free set stays unsent, workloads pass"
+
+    def __init__(self, mode=None):
+        super().__init__(mode)
+        # The destination's main loop may wait on a page while the channel
+        # is down: migrate-recover goes out of band, on a monitor of its own.
+        self.oob_path = os.path.join(RUN, self.name, "oob.qmp")
+        self.dst_extra = ("-chardev", f"socket,id=oob0,path={self.oob_path},server=on,wait=off",
+                          "-mon", "chardev=oob0,mode=control")
+
+    def wait_status(self, m, want, timeout=60):
+        deadline = time.monotonic() + scaled(timeout)
+        while (st := m.info().get("status")) != want:
+            if time.monotonic() > deadline:
+                raise Failure(f"source: migration '{st}', not '{want}', after {timeout} s")
+            time.sleep(0.1)
+
+    def after_switch(self, m, src, dst):
+        oob = QMP(self.oob_path, oob=True)
+        try:
+            m.src.qmp.cmd("migrate-pause")
+            self.wait_status(m, "postcopy-paused")
+            sock = os.path.join(os.path.dirname(m.sock), "recover.sock")
+            oob.cmd_oob("migrate-recover", {"uri": "unix:" + sock})
+            src.qmp.cmd("migrate", {"uri": "unix:" + sock, "resume": True})
+            self.wait_status(m, "postcopy-active")
+        finally:
+            oob.close()
+        info = m.info()
+        left = info.get("ram", {}).get("remaining", 0)
+        free = (info.get("free-page-bitmap") or {}).get("postcopy-free-pages", 0) * 4096
+        if self.ours and left >= free // 2:
+            raise Failure(f"after the recovery {left / MIB:.0f} MiB are left to send, with "
+                          f"{free / MIB:.0f} MiB in the free set: the free set is sent")
+        self.notes.append(f"recovered: {left / MIB:.1f} MiB left to send, free set "
+                          f"{free / MIB:.0f} MiB not among them")
 
 
 class PostcopyOldDestination(Scenario):
@@ -832,8 +896,9 @@ class KvmMultifd(KvmOrder, Multifd):
 
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
              NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
-             PostcopyUnwritten, PostcopyOldDestination, Multifd, InitOnFree, OracleCatches,
-             KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule, KvmMultifd]
+             PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, InitOnFree,
+             OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule,
+             KvmMultifd]
 
 
 class Skip(Exception):

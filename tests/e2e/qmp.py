@@ -11,8 +11,9 @@ class QMPError(Exception):
 
 
 class QMP:
-    def __init__(self, path, timeout=30.0, alive=lambda: True):
-        """Connect to PATH, retrying for up to TIMEOUT seconds while ALIVE()."""
+    def __init__(self, path, timeout=30.0, alive=lambda: True, oob=False):
+        """Connect to PATH, retrying for up to TIMEOUT seconds while ALIVE().
+        OOB: enable out-of-band execution (see cmd_oob())."""
         self.path = path
         self.events = []
         deadline = time.monotonic() + timeout
@@ -35,7 +36,7 @@ class QMP:
             greeting = self._read()
         if "QMP" not in greeting:
             raise QMPError(f"no QMP greeting on {path}: {greeting}")
-        self.cmd("qmp_capabilities")
+        self.cmd("qmp_capabilities", {"enable": ["oob"]} if oob else None)
 
     def _read(self):
         while b"\n" not in self.buf:
@@ -51,6 +52,9 @@ class QMP:
         msg = {"execute": name}
         if args:
             msg["arguments"] = args
+        return self.cmd_msg(name, msg)
+
+    def cmd_msg(self, name, msg):
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
         while True:
             resp = self._read()
@@ -60,6 +64,15 @@ class QMP:
             if "error" in resp:
                 raise QMPError(f"{name}: {resp['error'].get('desc', resp['error'])}")
             return resp.get("return")
+
+    def cmd_oob(self, name, args=None):
+        """Run a command out of band, even while the main loop is blocked (a
+        postcopy destination's, on a page that does not come); for a
+        connection that runs nothing else, so the next answer is its."""
+        msg = {"exec-oob": name, "id": name}
+        if args:
+            msg["arguments"] = args
+        return self.cmd_msg(name, msg)
 
     def close(self):
         try:
