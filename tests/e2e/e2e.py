@@ -608,8 +608,10 @@ class PostcopyLive(Postcopy):
     postcopy_bw = 128 * 1024
 
     def before_switch(self, m, src):
-        # 64 MiB written just now: still dirty at the switch, for postcopy
-        # to send at 128 KiB/s while the scenario acts
+        # 64 MiB written just now, with pre-copy slowed to 1 MiB/s: still
+        # dirty at the switch, for postcopy to send at 128 KiB/s while the
+        # scenario acts
+        m.set_bandwidth(MIB)
         start = src.offset()
         src.start_workload("freed", "-m 1 -k 64 -s 11")
         src.wait_for(r"fpb-wl: freed started", 120, start, what="64 MiB more written")
