@@ -546,16 +546,21 @@ class Postcopy(Scenario):
         self.before_switch(m, src)
         m.src.qmp.cmd("migrate-start-postcopy")
         # with the background transfer unlimited, postcopy may be over at once
-        deadline = time.monotonic() + scaled(60)
-        while m.info().get("status") not in ("postcopy-active", "completed"):
-            if time.monotonic() > deadline:
-                raise Failure(f"no postcopy-active after 60 s: {m.info().get('status')}")
-            time.sleep(0.1)
+        self.wait_status(m, "postcopy-active", "completed")
         m.hold = False      # the switch was the act; postcopy may end now
         self.dst = m.dst
         self.after_switch(m, src, m.dst)
         if self.postcopy_bw:
             m.src.qmp.cmd("migrate-set-parameters", {"max-postcopy-bandwidth": FAST_BW})
+
+    def wait_status(self, m, *want, timeout=60):
+        """Wait until the source's migration status is one of WANT."""
+        deadline = time.monotonic() + scaled(timeout)
+        while (st := m.info().get("status")) not in want:
+            if time.monotonic() > deadline:
+                raise Failure(f"source: migration '{st}', not {' or '.join(want)}, "
+                              f"after {timeout} s")
+            time.sleep(0.1)
 
     def still_postcopy(self, m, what):
         """WHAT happened on the destination: the source must still be in postcopy,
@@ -689,13 +694,6 @@ class PostcopyRecover(PostcopyLive):
         self.oob_path = os.path.join(RUN, self.name, "oob.qmp")
         self.dst_extra = ("-chardev", f"socket,id=oob0,path={self.oob_path},server=on,wait=off",
                           "-mon", "chardev=oob0,mode=control")
-
-    def wait_status(self, m, want, timeout=60):
-        deadline = time.monotonic() + scaled(timeout)
-        while (st := m.info().get("status")) != want:
-            if time.monotonic() > deadline:
-                raise Failure(f"source: migration '{st}', not '{want}', after {timeout} s")
-            time.sleep(0.1)
 
     def after_switch(self, m, src, dst):
         oob = QMP(self.oob_path, oob=True)
