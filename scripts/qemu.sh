@@ -21,8 +21,11 @@ QEMU_ORIG=qemu_${QEMU_DEB_VERSION#*:}
 QEMU_ORIG=${QEMU_ORIG%%-*}.orig.tar.xz
 LOCK=/var/lock/fpb-cpu.lock
 patches=$FPB_REPO/qemu/patches
-# The compiler and accelerators of our QEMU
-BUILD_OPTS=(--enable-tcg --enable-kvm)
+# The accelerators of our QEMU, and vhost-user with qemu-storage-daemon's
+# vhost-user-blk export (tests/e2e's shared-ram scenario serves the guest
+# a disk from a separate process, as production vhost-user hosts do)
+BUILD_OPTS=(--enable-tcg --enable-kvm --enable-vhost-user --enable-tools
+	    --enable-vhost-user-blk-server)
 
 # 1. The pristine source, once per pin.
 source_tree() {

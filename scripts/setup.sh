@@ -33,6 +33,9 @@ tools=(
 	libnuma-dev libcap-dev python3-ply python3-git gcc-aarch64-linux-gnu
 	# the migration benchmark's plot (make bench, tests/e2e)
 	gnuplot-nox
+	# the shared-ram migration's disk image (mkfs.ext2) and hugetlbfs
+	# mount check (mountpoint), tests/e2e
+	e2fsprogs util-linux
 	# QEMU (scripts/qemu.sh) and its filter tests and fuzzer (tests/qemu)
 	libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev ninja-build pkgconf
 	python3-venv clang libclang-rt-14-dev
