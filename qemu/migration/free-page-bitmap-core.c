@@ -27,6 +27,11 @@ void fpb_filter_init(FpbFilter *f, const FpbLimits *limits)
     f->limits = *limits;
 }
 
+void fpb_filter_new_round(FpbFilter *f)
+{
+    f->loads = 0;
+}
+
 void fpb_layout_reset(FpbLayout *l)
 {
     uint32_t i;
@@ -504,6 +509,10 @@ static FpbStatus fpb_read_free(FpbFilter *f, const FpbOps *ops, void *opaque,
     }
     if (!l->valid || l->header_gpa != header_gpa ||
         l->seq != le32_to_cpu(h.seq)) {
+        if (f->limits.max_loads && f->loads >= f->limits.max_loads) {
+            return FPB_BUSY;
+        }
+        f->loads++;
         ret = fpb_layout_load(l, &f->limits, ops, opaque, header_gpa, reason);
         if (ret != FPB_OK) {
             return ret;

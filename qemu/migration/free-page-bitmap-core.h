@@ -47,6 +47,12 @@ typedef struct FpbLimits {
     uint64_t max_gpa;
     /* most ranges (guest zones, a few per NUMA node) a layout may have */
     uint32_t max_ranges;
+    /*
+     * Most layout loads between two fpb_filter_new_round() calls, 0 for no
+     * limit: a guest that changes its layout faster is not filtered until
+     * the next round, rather than have the host validate every layout.
+     */
+    uint32_t max_loads;
 } FpbLimits;
 
 /* One validated range: a guest zone's span and its bitmap pages. */
@@ -105,6 +111,8 @@ typedef struct FpbFilter {
     uint8_t *buf;
     /* size of @buf in bytes */
     size_t buf_len;
+    /* layouts loaded since fpb_filter_new_round() */
+    uint32_t loads;
 } FpbFilter;
 
 typedef enum FpbStatus {
@@ -118,6 +126,8 @@ typedef enum FpbStatus {
 
 void fpb_filter_init(FpbFilter *f, const FpbLimits *limits);
 void fpb_filter_destroy(FpbFilter *f);
+/* A new round (a dirty-bitmap sync): limits.max_loads more loads. */
+void fpb_filter_new_round(FpbFilter *f);
 /* Forget the layout snapshot (new header, device reset). */
 void fpb_layout_reset(FpbLayout *l);
 

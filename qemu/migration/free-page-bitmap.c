@@ -39,6 +39,9 @@
 #include "exec/ramblock.h"
 #include "exec/target_page.h"
 #include "hw/boards.h"
+#include "hw/mem/pc-dimm.h"
+#include "hw/virtio/virtio-mem.h"
+#include "system/hostmem.h"
 #include "system/numa.h"
 #include "system/runstate.h"
 #include "migration/free-page-bitmap.h"
@@ -60,6 +63,14 @@
 #define FPB_REFRESH_PAGES (1UL << 15)
 /* How often free_page_bitmap_wait_guest() looks at the guest's header. */
 #define FPB_WAIT_POLL_US (5 * 1000)
+
+/* A guest RAM block (see fpb_collect_guest_ram()) and where it is mapped */
+typedef struct FpbGuestRam {
+    RAMBlock *rb;
+    /* the windows of the whole block; nr > FPB_MAX_WINDOWS: too many */
+    unsigned nr;
+    FpbWindow w[FPB_MAX_WINDOWS];
+} FpbGuestRam;
 
 static struct {
     QemuMutex lock;
@@ -88,6 +99,8 @@ static struct {
     bool round_filtered;
     /* time spent filtering in that round */
     uint64_t round_ns;
+    /* guest RAM and where it is mapped, as of the round (FpbGuestRam) */
+    GArray *guest_ram;
 } fpb;
 
 /*
@@ -102,16 +115,86 @@ static void free_page_bitmap_init(void)
     FpbLimits limits = { 0 };
 
     qemu_mutex_init(&fpb.lock);
+    fpb.guest_ram = g_array_new(false, true, sizeof(FpbGuestRam));
     fpb_filter_init(&fpb.filter, &limits);
     fpb.count_free = true;
 }
 migration_init(free_page_bitmap_init);
 
-/* Plain guest RAM: no MMIO, ROM, ram_device or discarded memory. */
+/*
+ * Guest RAM is the only memory whose pages may be dropped: the memory the
+ * machine gave the guest (machine->ram, or the NUMA nodes' memdevs), and
+ * the backends of pc-dimm (not NVDIMM) and virtio-mem devices, whatever
+ * backs them: private or shared (vhost-user, virtiofs), anonymous, memfd
+ * or a file, normal or huge pages.  Nothing else with a RAMBlock: VGA
+ * VRAM, pflash and other ROM devices, option ROMs, NVDIMM, virtio-pmem,
+ * ivshmem, ram_device BARs belong to a device or the firmware, whose
+ * content the guest's page allocator knows nothing about.
+ *
+ * An allow-list, collected under the BQL when a migration starts (and
+ * when a migrated header is checked): memory devices cannot be plugged
+ * or unplugged while a migration runs (qdev_device_add(), qdev_unplug()).
+ * Each entry also holds where the block is mapped, read-write, in guest-
+ * physical space, refreshed once per sync round (fpb_map_guest_ram()).
+ */
+static void fpb_add_guest_ram(HostMemoryBackend *backend)
+{
+    MemoryRegion *mr = backend ? host_memory_backend_get_memory(backend)
+                               : NULL;
+
+    if (mr && mr->ram_block) {
+        FpbGuestRam g = { .rb = mr->ram_block };
+
+        g_array_append_val(fpb.guest_ram, g);
+    }
+}
+
+static int fpb_add_memory_device(Object *obj, void *opaque)
+{
+    if (object_dynamic_cast(obj, TYPE_PC_DIMM) &&
+        !object_dynamic_cast(obj, "nvdimm")) {
+        fpb_add_guest_ram(PC_DIMM(obj)->hostmem);
+    } else if (object_dynamic_cast(obj, TYPE_VIRTIO_MEM)) {
+        fpb_add_guest_ram(VIRTIO_MEM(obj)->memdev);
+    }
+    return 0;
+}
+
+/* Collect the guest RAM blocks; BQL and fpb.lock held. */
+static void fpb_collect_guest_ram(void)
+{
+    MachineState *ms = current_machine;
+    NumaState *numa = ms->numa_state;
+
+    g_array_set_size(fpb.guest_ram, 0);
+    if (ms->ram && ms->ram->ram_block) {
+        FpbGuestRam g = { .rb = ms->ram->ram_block };
+
+        g_array_append_val(fpb.guest_ram, g);
+    }
+    for (int i = 0; numa && i < numa->num_nodes; i++) {
+        fpb_add_guest_ram(numa->nodes[i].node_memdev);
+    }
+    object_child_foreach_recursive(object_get_root(), fpb_add_memory_device,
+                                   NULL);
+}
+
+static FpbGuestRam *fpb_guest_ram(RAMBlock *rb)
+{
+    for (guint i = 0; rb && i < fpb.guest_ram->len; i++) {
+        FpbGuestRam *g = &g_array_index(fpb.guest_ram, FpbGuestRam, i);
+
+        if (g->rb == rb) {
+            return g;
+        }
+    }
+    return NULL;
+}
+
+/* Guest RAM that may hold the guest's bitmap: no discarded memory. */
 static bool fpb_plain_ram(MemoryRegion *mr, hwaddr xlat, hwaddr len)
 {
-    if (!memory_region_is_ram(mr) || memory_region_is_ram_device(mr) ||
-        memory_region_is_rom(mr) || memory_region_is_romd(mr)) {
+    if (!memory_region_is_ram(mr) || !fpb_guest_ram(mr->ram_block)) {
         return false;
     }
     if (memory_region_has_ram_discard_manager(mr)) {
@@ -188,30 +271,44 @@ static const FpbOps fpb_ops = {
     .is_ram = fpb_is_ram,
 };
 
-/* flatview_cb: where the chunk's pages are in guest-physical space. */
+/* Whether the flat range at @gpa is read-write (not PAM, not a ROM alias) */
+static bool fpb_writable(uint64_t gpa)
+{
+    MemoryRegionSection s = memory_region_find(get_system_memory(), gpa, 1);
+    bool rw = s.mr && !s.readonly;
+
+    if (s.mr) {
+        memory_region_unref(s.mr);
+    }
+    return rw;
+}
+
+/* flatview_cb: where a guest RAM block is mapped read-write. */
 static bool fpb_add_window(Int128 start, Int128 len, const MemoryRegion *mr,
                            hwaddr off, void *opaque)
 {
-    FpbChunk *c = opaque;
-    uint64_t page = 1ULL << c->tp_bits, a, b, l;
+    FpbGuestRam *g = opaque;
+    uint64_t page = qemu_target_page_size(), a, b;
+    uint64_t gpa = int128_get64(start);
 
-    if (mr->ram_block != c->rb) {
+    if (mr->ram_block != g->rb || !memory_region_is_ram((MemoryRegion *)mr) ||
+        !fpb_writable(gpa)) {
         return false;
     }
-    l = int128_get64(len);
-    a = ROUND_UP(MAX(off, c->start), page);
-    b = QEMU_ALIGN_DOWN(MIN(off + l, c->end), page);
+    a = ROUND_UP(off, page);
+    b = QEMU_ALIGN_DOWN(MIN(off + int128_get64(len), g->rb->used_length),
+                        page);
     if (a >= b) {
         return false;
     }
-    if (c->nr == FPB_MAX_WINDOWS) {
-        return true;
+    if (g->nr < FPB_MAX_WINDOWS) {
+        g->w[g->nr] = (FpbWindow) {
+            .gpa = gpa + (a - off),
+            .first_page = a >> qemu_target_page_bits(),
+            .npages = (b - a) >> qemu_target_page_bits(),
+        };
     }
-    c->w[c->nr++] = (FpbWindow) {
-        .gpa = int128_get64(start) + (a - off),
-        .first_page = a >> c->tp_bits,
-        .npages = (b - a) >> c->tp_bits,
-    };
+    g->nr++;
     return false;
 }
 
@@ -219,36 +316,56 @@ static bool fpb_add_window(Int128 start, Int128 len, const MemoryRegion *mr,
  * A page mapped at two guest-physical addresses would have two bits; drop
  * the windows that overlap rather than decide which one to believe.
  */
-static void fpb_drop_aliases(FpbChunk *c)
+static void fpb_drop_aliases(FpbGuestRam *g)
 {
     bool bad[FPB_MAX_WINDOWS] = { false };
     unsigned i, j, n = 0;
 
-    for (i = 0; i < c->nr; i++) {
-        for (j = i + 1; j < c->nr; j++) {
-            if (c->w[i].first_page < c->w[j].first_page + c->w[j].npages &&
-                c->w[j].first_page < c->w[i].first_page + c->w[i].npages) {
+    for (i = 0; i < g->nr; i++) {
+        for (j = i + 1; j < g->nr; j++) {
+            if (g->w[i].first_page < g->w[j].first_page + g->w[j].npages &&
+                g->w[j].first_page < g->w[i].first_page + g->w[i].npages) {
                 bad[i] = bad[j] = true;
             }
         }
     }
-    for (i = 0; i < c->nr; i++) {
+    for (i = 0; i < g->nr; i++) {
         if (!bad[i]) {
-            c->w[n++] = c->w[i];
+            g->w[n++] = g->w[i];
         }
     }
-    c->nr = n;
+    g->nr = n;
 }
 
-static bool fpb_max_gpa_cb(Int128 start, Int128 len, const MemoryRegion *mr,
-                           hwaddr off, void *opaque)
+/*
+ * Where each guest RAM block is mapped now, and the end of guest RAM in
+ * guest-physical space (what a layout may cover): once per sync round.
+ * A block mapped in more windows than we keep is not filtered at all.
+ */
+static uint64_t fpb_map_guest_ram(void)
 {
-    uint64_t *max = opaque;
+    uint64_t max_gpa = 0;
 
-    if (mr->ram_block && memory_region_is_ram((MemoryRegion *)mr)) {
-        *max = MAX(*max, int128_get64(start) + int128_get64(len));
+    RCU_READ_LOCK_GUARD();
+    for (guint i = 0; i < fpb.guest_ram->len; i++) {
+        FpbGuestRam *g = &g_array_index(fpb.guest_ram, FpbGuestRam, i);
+        FlatView *fv = address_space_to_flatview(&address_space_memory);
+
+        g->nr = 0;
+        flatview_for_each_range(fv, fpb_add_window, g);
+        if (g->nr > FPB_MAX_WINDOWS) {
+            warn_report_once("free page bitmap: RAM block %s is mapped in "
+                             "%u places, its free pages are migrated",
+                             g->rb->idstr, g->nr);
+            g->nr = 0;
+        }
+        fpb_drop_aliases(g);
+        for (unsigned j = 0; j < g->nr; j++) {
+            max_gpa = MAX(max_gpa, g->w[j].gpa +
+                          (g->w[j].npages << qemu_target_page_bits()));
+        }
     }
-    return false;
+    return max_gpa;
 }
 
 /*
@@ -265,14 +382,12 @@ static void fpb_update_limits(void)
     FpbLimits limits = {
         .target_page_bits = qemu_target_page_bits(),
         .max_ranges = MAX(numa ? numa->num_nodes : 0, 1) * FPB_RANGES_PER_NODE,
+        .max_loads = 1,
     };
 
-    WITH_RCU_READ_LOCK_GUARD() {
-        FlatView *fv = address_space_to_flatview(&address_space_memory);
-
-        flatview_for_each_range(fv, fpb_max_gpa_cb, &limits.max_gpa);
-    }
+    limits.max_gpa = fpb_map_guest_ram();
     fpb.filter.limits = limits;
+    fpb_filter_new_round(&fpb.filter);
 }
 
 static void fpb_reject(const char *reason)
@@ -308,15 +423,10 @@ bool free_page_bitmap_active(void)
            && !migration_in_postcopy();
 }
 
-/*
- * Only plain guest RAM that no one else sees: a ROM, a ram_device or a
- * shared backend keeps its content whatever the guest's bits say.
- */
+/* Only guest RAM (see FpbGuestRam) */
 static bool fpb_block_droppable(RAMBlock *rb)
 {
-    return !qemu_ram_is_shared(rb) && !memory_region_is_rom(rb->mr) &&
-           !memory_region_is_romd(rb->mr) &&
-           !memory_region_is_ram_device(rb->mr);
+    return fpb_guest_ram(rb) != NULL;
 }
 
 /* Whether the dirty log of the chunk holding @offset was cleared. */
@@ -385,13 +495,26 @@ static void fpb_start_round(void)
     }
 }
 
-/* Where @c's pages are in guest-physical space; RCU read lock held. */
+/* Where @c's pages are in guest-physical space, as of this round. */
 static void fpb_find_windows(FpbChunk *c)
 {
-    FlatView *fv = address_space_to_flatview(&address_space_memory);
+    FpbGuestRam *g = fpb_guest_ram(c->rb);
+    uint64_t first = ROUND_UP(c->start, 1ULL << c->tp_bits) >> c->tp_bits;
+    uint64_t end = c->end >> c->tp_bits;
 
-    flatview_for_each_range(fv, fpb_add_window, c);
-    fpb_drop_aliases(c);
+    for (unsigned i = 0; g && i < g->nr; i++) {
+        uint64_t a = MAX(first, g->w[i].first_page);
+        uint64_t b = MIN(end, g->w[i].first_page + g->w[i].npages);
+
+        if (a < b) {
+            c->w[c->nr++] = (FpbWindow) {
+                .gpa = g->w[i].gpa +
+                       ((a - g->w[i].first_page) << c->tp_bits),
+                .first_page = a,
+                .npages = b - a,
+            };
+        }
+    }
 }
 
 /* Drop the free pages of [@start, @end) of @rb; fpb.lock held. */
@@ -496,6 +619,15 @@ uint64_t free_page_bitmap_count(RAMBlock *rb)
     ram_addr_t start = 0, end = rb->used_length;
     uint64_t count = 0;
 
+    /*
+     * The count steers decisions made while the guest runs (remaining,
+     * the dirty rate, convergence).  With the guest stopped (the final
+     * sync, the postcopy switchover) nothing is decided by it any more:
+     * keep it out of the downtime.
+     */
+    if (!runstate_is_running()) {
+        return 0;
+    }
     QEMU_LOCK_GUARD(&fpb.lock);
     if (!fpb.header_gpa || fpb.rejected || !fpb.count_free ||
         !free_page_bitmap_active() || !fpb_block_droppable(rb)) {
@@ -629,6 +761,7 @@ void free_page_bitmap_set_enabled(bool enabled)
      */
     if (enabled) {
         fpb.rejected = false;
+        fpb_collect_guest_ram();
     }
     fpb.round = 0;
     fpb_last.rb = NULL;
@@ -639,11 +772,12 @@ bool free_page_bitmap_check_header(uint64_t gpa)
 {
     struct virtio_balloon_fpb_header h;
 
+    QEMU_LOCK_GUARD(&fpb.lock);
+    fpb_collect_guest_ram();
     if (!(gpa & 7) && fpb_access(gpa, &h, sizeof(h)) &&
         le32_to_cpu(h.magic) == VIRTIO_BALLOON_FPB_MAGIC) {
         return true;
     }
-    QEMU_LOCK_GUARD(&fpb.lock);
     fpb.stats.rejected_layouts++;
     trace_free_page_bitmap_reject(gpa, "migrated header not valid");
     return false;

@@ -500,6 +500,44 @@ static void test_seq(void)
 }
 
 /*
+ * A guest that changes its layout all the time costs the host one layout
+ * load per round (limits.max_loads), not one per filter call.
+ */
+static void test_load_limit(void)
+{
+    unsigned long bmap[BLOCK_PAGES / 64];
+    FpbLimits one = limits;
+    const char *reason = "";
+    FpbFilter f;
+    FakeGuest g;
+    FpbStatus st;
+    uint64_t cleared;
+
+    one.max_loads = 1;
+    fpb_filter_init(&f, &one);
+    guest_standard(&g, 12, 0);
+    for (uint64_t p = 512; p < 1024; p++) {
+        fg_set_free(&g, p, true);
+    }
+    memset(bmap, 0xff, sizeof(bmap));
+    cleared = filter_all(&g, &f, bmap, &st, &reason);
+    check(st == FPB_OK && cleared == 512 && f.loads == 1,
+          "the round's one load is used");
+
+    memset(bmap, 0xff, sizeof(bmap));
+    HDR(&g)->seq += 2;
+    cleared = filter_all(&g, &f, bmap, &st, &reason);
+    check(st == FPB_BUSY && !cleared && f.loads == 1,
+          "a new seq in the same round is not loaded: nothing filtered");
+
+    fpb_filter_new_round(&f);
+    cleared = filter_all(&g, &f, bmap, &st, &reason);
+    check(st == FPB_OK && cleared == 512 && f.loads == 1,
+          "the next round loads the new layout");
+    fpb_filter_destroy(&f);
+}
+
+/*
  * Random layouts (guest page sizes, granules, overlapping and unaligned
  * ranges, bits) and random windows against a page-by-page reference.
  */
@@ -963,6 +1001,7 @@ int main(int argc, char **argv)
     g_test_add_func("/free-page-bitmap/validator", test_validator);
     g_test_add_func("/free-page-bitmap/rejects", test_rejects);
     g_test_add_func("/free-page-bitmap/seq", test_seq);
+    g_test_add_func("/free-page-bitmap/load-limit", test_load_limit);
     g_test_add_func("/free-page-bitmap/clear-free", test_clear_free);
     g_test_add_func("/free-page-bitmap/random", test_random);
     g_test_add_func("/free-page-bitmap/order", test_order);
