@@ -28,6 +28,7 @@ for w in freed churn verify memhold kexec-boot; do
 	cp "$bin" "$stage/e2e/"
 done
 cp "$here/guest/e2e.sh" "$stage/tests/"
+cp "$here/guest/disk.sh" "$stage/e2e/"
 "$FPB_REPO/scripts/initramfs.sh" "$out/initramfs.cpio.gz" \
 	tests="$stage/tests" e2e="$stage/e2e"
 # The kexec scenario's initramfs: the same plus the kernel to kexec and

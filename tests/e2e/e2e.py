@@ -18,6 +18,7 @@ built them.
 
 import os
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -133,6 +134,15 @@ class Scenario:
 
     def after(self, hops):
         """Checks over all hops."""
+
+    def start_helpers(self, workdir):
+        """Before the first QEMU starts: host processes and resources."""
+
+    def stop_helpers(self):
+        """After the last QEMU is gone, also on failure."""
+
+    def after_destination(self, src, dst):
+        """Once the destination runs and its workloads checked PASS."""
 
 
 def guest_sysfs_wait(src, name, want, timeout=30):
@@ -843,6 +853,158 @@ def kvm_order_args(shift):
             "-global", f"migration.x-clear-bitmap-shift={shift}")
 
 
+QSD = os.path.join(CACHE, "build/qemu/storage-daemon/qemu-storage-daemon")
+
+
+class SharedRam(Scenario):
+    name = "shared-ram"
+    desc = ("guest RAM on memfd share=on, a vhost-user-blk disk served by qemu-storage-daemon "
+            "(a file system written during the migration, read back on the destination): "
+            "free pages skipped, oracle")
+    # What vhost-user hosts run: guest RAM another process maps (here
+    # qemu-storage-daemon, as OVS-DPDK or virtiofsd would), and a device
+    # that writes guest RAM from there, its writes in the vhost log.
+    ram_backend = ("-object", "memory-backend-memfd,id=ram0,size=512M,share=on",
+                   "-machine", "memory-backend=ram0")
+    trace = ("-trace", "free_page_bitmap_filter")
+
+    def __init__(self, mode=None):
+        super().__init__(mode)
+        self.extra = self.ram_backend + self.trace
+        self.qsd = None
+
+    def start_helpers(self, workdir):
+        """qemu-storage-daemon: one disk image, one export per QEMU (two
+        hosts' backends on shared storage)."""
+        if not os.access(QSD, os.X_OK):
+            raise Failure(f"no {QSD}: make qemu builds it (--enable-tools)")
+        img = os.path.join(workdir, "disk.img")
+        with open(img, "wb") as f:
+            f.truncate(64 * MIB)
+        subprocess.run(["mkfs.ext2", "-q", "-F", img], check=True)
+        socks = [os.path.join(workdir, f"vu{i}.sock") for i in range(2)]
+        argv = [QSD, "--blockdev", f"driver=file,filename={img},node-name=file0",
+                "--blockdev", "driver=raw,file=file0,node-name=disk0"]
+        for i, sock in enumerate(socks):
+            argv += ["--export", f"type=vhost-user-blk,id=exp{i},node-name=disk0,"
+                     f"addr.type=unix,addr.path={sock},writable=on"]
+        log_path = os.path.join(workdir, "qsd.log")
+        with open(log_path, "w") as log_f:
+            self.qsd = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_f,
+                                        stderr=log_f, start_new_session=True)
+        deadline = time.monotonic() + scaled(30)
+        while not all(os.path.exists(p) for p in socks):
+            if self.qsd.poll() is not None or time.monotonic() > deadline:
+                with open(log_path) as f:
+                    raise Failure(f"qemu-storage-daemon did not start: {f.read()[-500:]}")
+            time.sleep(0.05)
+        disk = "vhost-user-blk-pci,id=disk0,chardev=vu0,num-queues=1"
+        self.src_extra = ("-chardev", f"socket,id=vu0,path={socks[0]}", "-device", disk)
+        self.dst_extra = ("-chardev", f"socket,id=vu0,path={socks[1]}", "-device", disk)
+
+    def stop_helpers(self):
+        if self.qsd:
+            self.qsd.kill()
+            self.qsd.wait()
+            self.qsd = None
+
+    def before(self, src):
+        src.sh("mkdir -p /mnt && mount -t ext2 /dev/vda /mnt")
+
+    def during(self, m, src):
+        start = src.offset()
+        src.sh("/e2e/disk.sh write /mnt </dev/null >/dev/console 2>&1 & echo $! > /tmp/disk.pid")
+        src.wait_for(r"fpb-disk: wrote 2\b", 120, start, what="two files written")
+        super().during(m, src)
+        self.disk_start = start
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if self.ours:
+            on_ram = skipped_per_ramblock(self.src_log).get("ram0")
+            if not on_ram:
+                raise Failure("no page of the shared RAM block (ram0) was skipped")
+            self.notes.append(f"hop {hop}: {on_ram} pages of the shared RAM block skipped")
+
+    def after_destination(self, src, dst):
+        """The destination runs: stop the writer, check every file from disk."""
+        failed = re.findall(r"fpb-disk: FAIL.*", src.text(self.disk_start))
+        dst.sh("kill $(cat /tmp/disk.pid); while kill -0 $(cat /tmp/disk.pid) 2>/dev/null; "
+               "do sleep 0.2; done")
+        failed += re.findall(r"fpb-disk: FAIL.*", dst.text())
+        out = dst.sh("/e2e/disk.sh check", timeout=120)[1]
+        if failed or "check PASS" not in out:
+            raise Failure(f"files on the vhost-user-blk disk: {failed} {out}")
+        self.notes.append("vhost-user-blk disk: " + out.strip().splitlines()[-1])
+
+
+HUGEPAGE_KB = 2048
+
+
+class HugeRam(Scenario):
+    name = "hugetlb-ram"
+    desc = ("guest RAM on 2 MiB hugetlbfs pages share=on, the device proposes a 2 MiB "
+            "granule: free pages skipped, oracle")
+    granule_order = 9
+
+    def __init__(self, mode=None):
+        super().__init__(mode)
+        self.mnt = os.path.join(CACHE, "e2e/hugepages")
+        self.extra = ("-object", f"memory-backend-file,id=ram0,size={self.ram},"
+                      f"mem-path={self.mnt},share=on",
+                      "-machine", "memory-backend=ram0",
+                      "-global", "virtio-balloon-device.x-free-page-bitmap-granule-shift=21",
+                      "-trace", "free_page_bitmap_filter")
+        self.reserved = None
+
+    def start_helpers(self, workdir):
+        """Reserve the host's huge pages for both guests (and a few to
+        spare) and mount hugetlbfs; Skip, saying why, if they cannot be."""
+        path = "/proc/sys/vm/nr_hugepages"
+        with open("/proc/meminfo") as f:
+            info = dict(re.findall(r"(\w+):\s+(\d+)", f.read()))
+        if int(info.get("Hugepagesize", 0)) != HUGEPAGE_KB:
+            raise Skip(f"the host's default huge page is {info.get('Hugepagesize')} kB, not 2 MiB")
+        need = 2 * self.ram // (HUGEPAGE_KB * 1024) + 8
+        with open(path) as f:
+            self.reserved = int(f.read())
+        free = int(info["HugePages_Free"])
+        if free < need:
+            with open(path, "w") as f:
+                f.write(str(self.reserved + need - free))
+            with open("/proc/meminfo") as f:
+                free = int(re.search(r"HugePages_Free:\s+(\d+)", f.read()).group(1))
+            if free < need:
+                raise Skip(f"cannot reserve {need} huge pages of 2 MiB on the host "
+                           f"(got {free} free: memory too fragmented?)")
+        os.makedirs(self.mnt, exist_ok=True)
+        if subprocess.run(["mountpoint", "-q", self.mnt]).returncode:
+            subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", self.mnt],
+                           check=True)
+        self.notes.append(f"{need} huge pages of 2 MiB reserved on the host")
+
+    def stop_helpers(self):
+        if subprocess.run(["mountpoint", "-q", self.mnt]).returncode == 0:
+            subprocess.run(["umount", self.mnt])
+        if self.reserved is not None:
+            with open("/proc/sys/vm/nr_hugepages", "w") as f:
+                f.write(str(self.reserved))
+            self.reserved = None
+
+    def after_hop(self, hop, st, res):
+        super().after_hop(hop, st, res)
+        if not self.ours:
+            return
+        if res["granule_order"] != self.granule_order:
+            raise Failure(f"the guest's granule_order is {res['granule_order']}, not "
+                          f"{self.granule_order} as the device proposed")
+        on_ram = skipped_per_ramblock(self.src_log).get("ram0")
+        if not on_ram:
+            raise Failure("no page of the hugetlbfs RAM block (ram0) was skipped")
+        self.notes.append(f"hop {hop}: {on_ram} pages of the hugetlbfs RAM block skipped, "
+                          f"granule 2 MiB")
+
+
 class KvmOrder:
     """Mixin: the scenario under the emulated KVM order, checked to be on."""
     shift = 18
@@ -897,7 +1059,7 @@ class KvmMultifd(KvmOrder, Multifd):
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
              NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
              PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, InitOnFree,
-             OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule,
+             SharedRam, HugeRam, OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule,
              KvmMultifd]
 
 
@@ -926,13 +1088,15 @@ def run_scenario(sc, workdir, verbose=False):
     guests = []
 
     def guest(name, **kw):
-        extra = list(sc.extra) + list(getattr(sc, "dst_extra", ()) if kw.get("incoming") else [])
+        extra = list(sc.extra) + list(getattr(sc, "dst_extra", ()) if kw.get("incoming")
+                                      else sc.src_extra)
         g = Guest(workdir, name, qemu=qemu, mode=sc.mode, mem=sc.mem, append=sc.append,
                   extra=extra, initrd=sc.initrd, **kw)
         guests.append(g)
         return g.start()
 
     try:
+        sc.start_helpers(workdir)
         src = guest("g0")
         sc.src_log = src.stderr_path
         src.wait_ready()
@@ -977,6 +1141,7 @@ def run_scenario(sc, workdir, verbose=False):
                 dst.qmp.cmd("cont")
             try:
                 dst.check_workloads(names)
+                sc.after_destination(src, dst)
             except Failure as e:
                 if bad:
                     raise Failure(f"{bad}; and on the destination: {e}")
@@ -1005,6 +1170,7 @@ def run_scenario(sc, workdir, verbose=False):
     finally:
         for g in guests:
             g.close()
+        sc.stop_helpers()
         if not verbose:
             rm_rf(os.path.join(workdir, "dumps"))
 
