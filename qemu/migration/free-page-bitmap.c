@@ -20,7 +20,10 @@
  * The layout is read and validated by free-page-bitmap-core.c.  The state
  * below is protected by fpb.lock: the migration thread (which does not
  * hold the BQL) filters under it, and the device changes the header under
- * it.  Lock order: bitmap_mutex, then fpb.lock.
+ * it, so that no filter reads a header the device has forgotten.  The
+ * statistics have a lock of their own, never held across guest-controlled
+ * work, so that query-migrate (under the BQL) never waits for a filter.
+ * Lock order: bitmap_mutex, then fpb.lock, then fpb.stats_lock.
  *
  * Copyright (c) 2026 The free page bitmap developers
  *
@@ -82,6 +85,8 @@ static struct {
     bool rejected;
     /* layout snapshot and scratch space */
     FpbFilter filter;
+    /* protects @stats */
+    QemuMutex stats_lock;
     /* a device offers the bitmap: query-migrate reports the statistics */
     bool offered;
     /* of the current or last migration, zeroed when one starts */
@@ -115,6 +120,7 @@ static void free_page_bitmap_init(void)
     FpbLimits limits = { 0 };
 
     qemu_mutex_init(&fpb.lock);
+    qemu_mutex_init(&fpb.stats_lock);
     fpb.guest_ram = g_array_new(false, true, sizeof(FpbGuestRam));
     fpb_filter_init(&fpb.filter, &limits);
     fpb.count_free = true;
@@ -393,7 +399,9 @@ static void fpb_update_limits(void)
 static void fpb_reject(const char *reason)
 {
     fpb.rejected = true;
-    fpb.stats.rejected_layouts++;
+    WITH_QEMU_LOCK_GUARD(&fpb.stats_lock) {
+        fpb.stats.rejected_layouts++;
+    }
     fpb_layout_reset(&fpb.filter.layout);
     trace_free_page_bitmap_reject(fpb.header_gpa, reason);
     warn_report_once("free page bitmap: guest layout rejected (%s), "
@@ -413,7 +421,7 @@ bool free_page_bitmap_migration_allowed(void)
 bool free_page_bitmap_postcopy(void)
 {
     QEMU_LOCK_GUARD(&fpb.lock);
-    return fpb.offered && migrate_postcopy_ram() &&
+    return qatomic_read(&fpb.offered) && migrate_postcopy_ram() &&
            free_page_bitmap_migration_allowed();
 }
 
@@ -543,6 +551,8 @@ static uint64_t fpb_filter_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
     if (ret == FPB_REJECTED) {
         fpb_reject(reason);
     } else if (ret == FPB_OK) {
+        QEMU_LOCK_GUARD(&fpb.stats_lock);
+
         if (!fpb.round_filtered) {
             fpb.round_filtered = true;
             fpb.stats.filtered_syncs++;
@@ -722,8 +732,10 @@ int64_t free_page_bitmap_switchover(RAMBlock *rb)
     if (ret == FPB_REJECTED) {
         fpb_reject(reason);
     }
-    fpb.stats.postcopy_free_pages += out.free_pages;
-    fpb.stats.postcopy_redirtied_pages += out.redirtied;
+    WITH_QEMU_LOCK_GUARD(&fpb.stats_lock) {
+        fpb.stats.postcopy_free_pages += out.free_pages;
+        fpb.stats.postcopy_redirtied_pages += out.redirtied;
+    }
     trace_free_page_bitmap_switchover(rb->idstr, ret, out.free_pages,
                                       out.undirtied, out.redirtied);
     return (int64_t)out.redirtied - (int64_t)out.undirtied;
@@ -778,7 +790,9 @@ bool free_page_bitmap_check_header(uint64_t gpa)
         le32_to_cpu(h.magic) == VIRTIO_BALLOON_FPB_MAGIC) {
         return true;
     }
-    fpb.stats.rejected_layouts++;
+    WITH_QEMU_LOCK_GUARD(&fpb.stats_lock) {
+        fpb.stats.rejected_layouts++;
+    }
     trace_free_page_bitmap_reject(gpa, "migrated header not valid");
     return false;
 }
@@ -833,7 +847,7 @@ void free_page_bitmap_wait_guest(MigrationState *s)
         g_usleep(FPB_WAIT_POLL_US);
     }
 
-    WITH_QEMU_LOCK_GUARD(&fpb.lock) {
+    WITH_QEMU_LOCK_GUARD(&fpb.stats_lock) {
         fpb.stats.guest_wait_time = waited;
         fpb.stats.guest_wait_timed_out = !strcmp(result, "timed out");
     }
@@ -853,21 +867,20 @@ void free_page_bitmap_set_test_drop_in_use(unsigned n)
 
 void free_page_bitmap_set_offered(bool offered)
 {
-    QEMU_LOCK_GUARD(&fpb.lock);
-    fpb.offered = offered;
+    qatomic_set(&fpb.offered, offered);
 }
 
 void free_page_bitmap_reset_stats(void)
 {
-    QEMU_LOCK_GUARD(&fpb.lock);
+    QEMU_LOCK_GUARD(&fpb.stats_lock);
     fpb.stats = (FreePageBitmapStats) { 0 };
     qatomic_set(&fpb_free_faults, 0);
 }
 
 void free_page_bitmap_populate_info(MigrationInfo *info)
 {
-    QEMU_LOCK_GUARD(&fpb.lock);
-    if (fpb.offered) {
+    QEMU_LOCK_GUARD(&fpb.stats_lock);
+    if (qatomic_read(&fpb.offered)) {
         info->free_page_bitmap = g_memdup2(&fpb.stats, sizeof(fpb.stats));
         info->free_page_bitmap->postcopy_free_faults =
             qatomic_read(&fpb_free_faults);
