@@ -881,7 +881,7 @@ class SharedRam(Scenario):
         img = os.path.join(workdir, "disk.img")
         with open(img, "wb") as f:
             f.truncate(64 * MIB)
-        subprocess.run(["mkfs.ext2", "-q", "-F", img], check=True)
+        subprocess.run(["/sbin/mkfs.ext2", "-q", "-F", img], check=True)
         socks = [os.path.join(workdir, f"vu{i}.sock") for i in range(2)]
         argv = [QSD, "--blockdev", f"driver=file,filename={img},node-name=file0",
                 "--blockdev", "driver=raw,file=file0,node-name=disk0"]
