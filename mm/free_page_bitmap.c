@@ -17,9 +17,10 @@
  *
  * The host reads the bits with no lock at all, so the set bits must be a
  * subset of the free pages at every store, not just at unlock: a block's
- * bits are cleared before it can be handed out, and virt_wmb() orders the
- * clear before the new owner's first store to it (a real barrier even on
- * UP guests, where smp_wmb() is only a compiler barrier).
+ * bits are cleared before it leaves the free lists, and one virt_wmb() at
+ * the end of the zone->lock section, free_page_bitmap_fence(), orders the
+ * section's clears before the new owners' first stores (a real barrier
+ * even on UP guests, where smp_wmb() is only a compiler barrier).
  *
  * Locking: free_page_bitmap_mutex serialises every change of state (mode,
  * client, layout) and is taken inside cpus_read_lock() and
@@ -47,6 +48,10 @@
 #include "free_page_bitmap.h"
 
 DEFINE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
+/* On whenever free_page_bitmap_enabled is, see fpb_keys_enable() */
+DEFINE_STATIC_KEY_FALSE(free_page_bitmap_fences);
+/* Granule order above 0, for the hooks; changes only while they are off */
+DEFINE_STATIC_KEY_FALSE(free_page_bitmap_granule_any);
 /* Serialises changes of mode, client and layout, see above */
 static DEFINE_MUTEX(free_page_bitmap_mutex);
 
@@ -85,145 +90,83 @@ static DECLARE_WORK(fpb_publish_work, fpb_publish_func);
 static bool fpb_ready;
 
 /*
- * The zone's bitmap and, in @idx and @nr, the bits of the granules that
- * the block of 2^@order pages at @pfn lies in; NULL if those granules have
- * no bits to change, because tracking is off or the free block involved,
- * of order @free_order, is smaller than a granule (its granule is never
- * wholly free).  Hot path, zone->lock held.
+ * Fill the whole words of 2^@nr_order granules from @idx, a multiple of
+ * BITS_PER_LONG: the out-of-line part of fpb_write(), for blocks of
+ * BITS_PER_LONG granules or more.  zone->lock held.
  */
-static __always_inline struct free_page_bitmap_zone *
-fpb_granules(struct zone *zone, unsigned long pfn, unsigned int order,
-	     unsigned int free_order, unsigned long *idx, unsigned long *nr)
+void __free_page_bitmap_fill(unsigned long *bits, unsigned long idx,
+			     unsigned int nr_order, bool set)
+{
+	memset(&bits[BIT_WORD(idx)], set ? 0xff : 0,
+	       (1UL << nr_order) / BITS_PER_BYTE);
+}
+
+#ifdef CONFIG_DEBUG_VM
+/* Bits cleared in this CPU's zone->lock section and not fenced yet */
+DEFINE_PER_CPU(bool, free_page_bitmap_unfenced);
+#endif
+
+/*
+ * DEBUG_VM checks of a hook, fpb_update(): whether the zone has a bitmap
+ * that covers the pages (with tracking on, it must), and that a free block
+ * that gives pages out had all its granules set where the build made the
+ * bits exact.  Notes the clears that the section must fence.
+ */
+bool __free_page_bitmap_check(struct zone *zone, unsigned long pfn,
+			      unsigned int order, unsigned int free_order,
+			      enum fpb_op op)
 {
 	struct free_page_bitmap_zone *fpz = zone->free_page_bitmap;
+	unsigned long idx, nr, start, first, last;
 	unsigned int g;
 
-	lockdep_assert_held(&zone->lock);
-	if (!fpz || free_order < fpz->granule_order)
-		return NULL;
+	if (WARN_ON_ONCE(!fpz || !zone->free_page_bits))
+		return false;
 	g = fpz->granule_order;
-	/* start_pfn is granule-aligned: this rounds down to the granule. */
-	*idx = (pfn - fpz->start_pfn) >> g;
-	*nr = order > g ? 1UL << (order - g) : 1;
+	if (WARN_ON_ONCE(g != zone->free_page_granule ||
+			 !!g != static_branch_unlikely(&free_page_bitmap_granule_any)))
+		return false;
+	if (free_order < g)
+		return true;
 	/* Spans only grow in memory hotplug, which grows the bitmap first. */
-	if (IS_ENABLED(CONFIG_DEBUG_VM) && WARN_ON_ONCE(*idx + *nr > fpz->nr_bits))
-		return NULL;
-	return fpz;
-}
-
-/*
- * Set or clear @nr bits from @idx.  Hot path: most blocks are one granule
- * or less (one bit), and a larger block's bits nearly always share one
- * word (a block's granules are aligned to their number unless the zone
- * starts unaligned), so spare the call to __bitmap_set().
- */
-static __always_inline void fpb_assign(struct free_page_bitmap_zone *fpz,
-				       unsigned long idx, unsigned long nr,
-				       bool set)
-{
-	unsigned long *word = &fpz->bits[BIT_WORD(idx)], mask;
-
-	if (nr == 1) {
-		if (set)
-			__set_bit(idx, fpz->bits);
-		else
-			__clear_bit(idx, fpz->bits);
-		return;
-	}
-	if (nr >= BITS_PER_LONG || idx % BITS_PER_LONG + nr > BITS_PER_LONG) {
-		if (set)
-			bitmap_set(fpz->bits, idx, nr);
-		else
-			bitmap_clear(fpz->bits, idx, nr);
-		return;
-	}
-	mask = ((1UL << nr) - 1) << (idx % BITS_PER_LONG);
-	if (set)
-		*word |= mask;
-	else
-		*word &= ~mask;
-}
-
-/* Clear bits of pages that may be written as soon as zone->lock is dropped. */
-static __always_inline void fpb_clear(struct free_page_bitmap_zone *fpz,
-				      unsigned long idx, unsigned long nr)
-{
-	fpb_assign(fpz, idx, nr, false);
-	/* The host must see the clear before any store to the pages. */
-	virt_wmb();
-}
-
-/*
- * Hot path: the 2^@order pages at @pfn are handed out of a free block of
- * 2^@high pages.  The block's granules were all set; the granules of its
- * remaining buddies stay set if they are at least a granule, and smaller
- * buddies lie in the granule of the pages handed out.
- */
-void __free_page_bitmap_alloc(struct zone *zone, unsigned long pfn,
-			      unsigned int order, unsigned int high)
-{
-	unsigned long idx, nr;
-	struct free_page_bitmap_zone *fpz;
-
-	fpz = fpb_granules(zone, pfn, order, high, &idx, &nr);
-	if (!fpz)
-		return;
-	if (IS_ENABLED(CONFIG_DEBUG_VM)) {
-		unsigned long start = ALIGN_DOWN(pfn, 1UL << high);
-		unsigned long first = (start - fpz->start_pfn) >> fpz->granule_order;
-		unsigned long last = first + (1UL << (high - fpz->granule_order));
-
-		VM_WARN_ONCE(start < fpz->exact_end &&
-			     find_next_zero_bit(fpz->bits, last, first) < last,
-			     "free block of order %u at pfn %#lx has a clear bit\n",
-			     high, start);
-	}
-	fpb_clear(fpz, idx, nr);
-}
-
-/*
- * Hot path: the 2^@order pages at @pfn were freed and merged into a free
- * block of 2^@merged pages.  The merged buddies kept their bits, so only
- * the freed pages' granules change.  No barrier: the pages' content is
- * dead already.
- */
-void __free_page_bitmap_free(struct zone *zone, unsigned long pfn,
-			     unsigned int order, unsigned int merged)
-{
-	unsigned long idx, nr;
-	struct free_page_bitmap_zone *fpz;
-
-	fpz = fpb_granules(zone, pfn, order, merged, &idx, &nr);
-	if (fpz)
-		fpb_assign(fpz, idx, nr, true);
-}
-
-/* A free block of 2^@order pages at @pfn leaves the free lists whole. */
-void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
-			       unsigned int order)
-{
-	unsigned long idx, nr;
-	struct free_page_bitmap_zone *fpz;
-
-	fpz = fpb_granules(zone, pfn, order, order, &idx, &nr);
-	if (fpz)
-		fpb_clear(fpz, idx, nr);
+	idx = (pfn - fpz->start_pfn) >> g;
+	nr = order > g ? 1UL << (order - g) : 1;
+	if (WARN_ON_ONCE(pfn < fpz->start_pfn || idx + nr > fpz->nr_bits))
+		return false;
+	if (op == FPB_FREE)
+		return true;
+#ifdef CONFIG_DEBUG_VM
+	this_cpu_write(free_page_bitmap_unfenced, true);
+#endif
+	if (op != FPB_ALLOC)
+		return true;
+	start = ALIGN_DOWN(pfn, 1UL << free_order);
+	first = (start - fpz->start_pfn) >> g;
+	last = first + (1UL << (free_order - g));
+	VM_WARN_ONCE(start < fpz->exact_end &&
+		     find_next_zero_bit(fpz->bits, last, first) < last,
+		     "free block of order %u at pfn %#lx has a clear bit\n",
+		     free_order, start);
+	return true;
 }
 
 /**
  * free_page_bitmap_span() - the pages a zone's bitmap covers
  * @zone: the zone
  * @granule_order: log2 of the pages per bit
- * @start_pfn: returns the zone start rounded down to the granule
+ * @start_pfn: returns the zone start rounded down to BITS_PER_LONG granules
  * @nr_bits: returns the number of granules up to the zone end
  *
- * A granule that the zone covers only partly never has its bit set: no
- * buddy block of the zone can contain it.
+ * A granule that the zone covers only partly, or not at all, never has its
+ * bit set: no buddy block of the zone can contain it.  The bitmap starts at
+ * a word boundary of granule numbers (pfn >> granule_order), so that the
+ * hooks can index a biased base with them directly, zone->free_page_bits.
  */
 void free_page_bitmap_span(const struct zone *zone, unsigned int granule_order,
 			   unsigned long *start_pfn, unsigned long *nr_bits)
 {
-	unsigned long start = ALIGN_DOWN(zone->zone_start_pfn, 1UL << granule_order);
+	unsigned long start = ALIGN_DOWN(zone->zone_start_pfn,
+					 BITS_PER_LONG << granule_order);
 
 	*start_pfn = start;
 	*nr_bits = DIV_ROUND_UP(zone_end_pfn(zone) - start, 1UL << granule_order);
@@ -341,6 +284,22 @@ static struct free_page_bitmap_set *fpb_set_alloc(unsigned int granule_order)
 }
 
 /*
+ * Point @zone's hooks at @fpz, or at nothing.  free_page_bits is biased:
+ * fpz->start_pfn's granule number is a multiple of BITS_PER_LONG
+ * (free_page_bitmap_span()), so bit (pfn >> granule_order) of it is the
+ * pfn's, with no subtraction on the hot path.  The hooks only index it
+ * within the zone's span, that is within the bitmap.
+ */
+static void fpb_zone_set(struct zone *zone, struct free_page_bitmap_zone *fpz)
+{
+	lockdep_assert_held(&zone->lock);
+	zone->free_page_bitmap = fpz;
+	zone->free_page_granule = fpz ? fpz->granule_order : 0;
+	zone->free_page_bits = fpz ? fpz->bits - BIT_WORD(fpz->start_pfn >>
+							   fpz->granule_order) : NULL;
+}
+
+/*
  * Point the zones of @set at their bitmaps, then detach every zone of @old
  * that still points into @old, so that @old can be freed.  Both sets are
  * walked through their own zone pointers, not with for_each_zone(): that
@@ -358,7 +317,7 @@ static void fpb_attach(struct free_page_bitmap_set *set,
 		struct zone *zone = set->zones[i].zone;
 
 		spin_lock_irq(&zone->lock);
-		zone->free_page_bitmap = &set->zones[i];
+		fpb_zone_set(zone, &set->zones[i]);
 		spin_unlock_irq(&zone->lock);
 	}
 	for (i = 0; old && i < old->layout.nr_ranges; i++) {
@@ -366,7 +325,7 @@ static void fpb_attach(struct free_page_bitmap_set *set,
 
 		spin_lock_irq(&zone->lock);
 		if (zone->free_page_bitmap == &old->zones[i])
-			zone->free_page_bitmap = NULL;
+			fpb_zone_set(zone, NULL);
 		spin_unlock_irq(&zone->lock);
 	}
 }
@@ -448,7 +407,7 @@ static unsigned long fpb_sync_zone(struct free_page_bitmap_zone *fpz, bool fix)
 			if (fix)
 				__assign_bit(idx, fpz->bits, want);
 		}
-		/* As in fpb_clear(): clears before stores. */
+		/* As free_page_bitmap_fence(): clears before stores. */
 		virt_wmb();
 		if (fix)
 			fpz->exact_end = last;
@@ -532,6 +491,22 @@ static void fpb_built(ktime_t start)
 }
 
 /*
+ * Start the hooks for bitmaps of @granule_order, attached to their zones.
+ * The fences come first: a zone->lock section that sees the hooks on must
+ * see its free_page_bitmap_fence() on too.  The granule's key changes only
+ * while the hooks are off.
+ */
+static void fpb_keys_enable(unsigned int granule_order)
+{
+	static_branch_enable_cpuslocked(&free_page_bitmap_fences);
+	if (granule_order)
+		static_branch_enable_cpuslocked(&free_page_bitmap_granule_any);
+	else
+		static_branch_disable_cpuslocked(&free_page_bitmap_granule_any);
+	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
+}
+
+/*
  * Replace the bitmaps (if any) by new ones of @granule_order, built from
  * the buddy free lists while allocations go on: the hooks keep the new
  * bits a subset of the free pages from the moment a zone points at them,
@@ -551,9 +526,17 @@ static int fpb_build(unsigned int granule_order)
 	if (!set)
 		return -ENOMEM;
 	fpb_invalidate();
+	/*
+	 * The hooks take the granule from a key and the zone's bitmap from
+	 * the zone: stop them while both change.  The new bits are all
+	 * clear until the walk below sets them, so allocations in the
+	 * meantime need not clear any.
+	 */
+	if (old)
+		static_branch_disable_cpuslocked(&free_page_bitmap_enabled);
 	fpb_attach(set, old);
 	fpb_set = set;
-	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
+	fpb_keys_enable(granule_order);
 	fpb_set_free(old);
 	/*
 	 * Pages freed to the per-cpu lists before tracking starts may sit
@@ -677,7 +660,7 @@ static int fpb_grow(void)
 		spin_lock_irq(&zone->lock);
 		if (was && was->bits != fpz->bits)
 			fpb_copy_bits(fpz, was);
-		zone->free_page_bitmap = fpz;
+		fpb_zone_set(zone, fpz);
 		spin_unlock_irq(&zone->lock);
 		if (!was)
 			fpb_sync_zone(fpz, true);
@@ -701,8 +684,12 @@ static void fpb_teardown(const char *reason)
 		return;
 	fpb_invalidate();
 	static_branch_disable_cpuslocked(&free_page_bitmap_enabled);
-	/* Hooks still running hold zone->lock, which fpb_attach() takes. */
+	/*
+	 * Hooks still running hold zone->lock, which fpb_attach() takes, and
+	 * keep it until their section's fence: only then may the fences go.
+	 */
 	fpb_attach(NULL, fpb_set);
+	static_branch_disable_cpuslocked(&free_page_bitmap_fences);
 	fpb_set_free(fpb_set);
 	fpb_set = NULL;
 	free_page_bitmap_stats.bitmap_bytes = 0;

@@ -6,24 +6,112 @@
 #include <linux/init.h>
 #include <linux/jump_label.h>
 #include <linux/mmzone.h>
+#include <linux/percpu.h>
+#include <asm/barrier.h>
 
 #ifdef CONFIG_FREE_PAGE_BITMAP
 DECLARE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
-void __free_page_bitmap_alloc(struct zone *zone, unsigned long pfn,
-			      unsigned int order, unsigned int high);
-void __free_page_bitmap_free(struct zone *zone, unsigned long pfn,
-			     unsigned int order, unsigned int merged);
-void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
-			       unsigned int order);
+DECLARE_STATIC_KEY_FALSE(free_page_bitmap_fences);
+DECLARE_STATIC_KEY_FALSE(free_page_bitmap_granule_any);
+void __free_page_bitmap_fill(unsigned long *bits, unsigned long idx,
+			     unsigned int nr_order, bool set);
+/* What a hook does, for the DEBUG_VM checks */
+enum fpb_op {
+	FPB_ALLOC,
+	FPB_REMOVE,
+	FPB_FREE,
+};
+
+bool __free_page_bitmap_check(struct zone *zone, unsigned long pfn,
+			      unsigned int order, unsigned int free_order,
+			      enum fpb_op op);
+#ifdef CONFIG_DEBUG_VM
+DECLARE_PER_CPU(bool, free_page_bitmap_unfenced);
+#endif
 
 /*
  * The hooks run where a page's freeness changes, not where free lists
  * change: splitting a free block or merging free buddies leaves every bit
  * as it is, so only the granules of the pages handed out or freed are
- * written.  All of them run under zone->lock.  Always inlined, so that
- * with tracking off each call site is a nop, not a call (-Os would make
- * them functions).
+ * written.  All of them run under zone->lock, on every buddy allocation
+ * and free: they are inline, behind free_page_bitmap_enabled, so that
+ * with tracking off each call site is one patched-out jump, and with
+ * tracking on the common case is a bit store with no call.  What they
+ * need sits in struct zone beside zone->lock: the bitmap's base, biased
+ * so that bit (pfn >> granule) is the pfn's, and the granule, which the
+ * free_page_bitmap_granule_any key spares for granule 0.
+ *
+ * The hooks never issue a barrier: a zone->lock section that may clear
+ * bits ends with free_page_bitmap_fence() before the lock is dropped,
+ * one virt_wmb() however many blocks it took.
  */
+
+/*
+ * Set or clear the bits of 2^@nr_order granules from @idx in @bits.  A
+ * block's granules are aligned to their number and every bitmap starts
+ * at a word (free_page_bitmap_span()), so up to a word of them share one
+ * word, and more fill whole words.
+ */
+static __always_inline void fpb_write(unsigned long *bits, unsigned long idx,
+				      unsigned int nr_order, bool set)
+{
+	unsigned long mask, *word = &bits[BIT_WORD(idx)];
+
+	if (likely(!nr_order)) {
+		if (set)
+			__set_bit(idx, bits);
+		else
+			__clear_bit(idx, bits);
+		return;
+	}
+	if (nr_order >= ilog2(BITS_PER_LONG)) {
+		__free_page_bitmap_fill(bits, idx, nr_order, set);
+		return;
+	}
+	mask = ((1UL << (1U << nr_order)) - 1) << (idx % BITS_PER_LONG);
+	if (set)
+		*word |= mask;
+	else
+		*word &= ~mask;
+}
+
+/*
+ * The 2^@order pages at @page (or, with @page NULL, at @pfn), in a free
+ * block of order @free_order (the block they leave or the one they
+ * merged into), become free (@op is FPB_FREE) or stop being free.  A free
+ * block smaller than a granule leaves the granule's bit clear: the
+ * granule is not wholly free.  Hot path, zone->lock held, tracking on:
+ * every zone that can hold free pages has a bitmap then (the core
+ * attaches them before it enables the key, and gives a zone that grows
+ * in memory hotplug one before its pages go online).  At granule 0 this
+ * is the key's nop, the base's load, page_to_pfn() and a bit store; at
+ * other granules the free block's order is compared first, so that the
+ * common case, a block smaller than a granule, costs a jump, a load and
+ * a compare.
+ */
+static __always_inline void fpb_update(struct zone *zone, struct page *page,
+				       unsigned long pfn, unsigned int order,
+				       unsigned int free_order, enum fpb_op op)
+{
+	bool set = op == FPB_FREE;
+	unsigned int g;
+
+	lockdep_assert_held(&zone->lock);
+	if (IS_ENABLED(CONFIG_DEBUG_VM) &&
+	    !__free_page_bitmap_check(zone, page ? page_to_pfn(page) : pfn,
+				      order, free_order, op))
+		return;
+	if (!static_branch_unlikely(&free_page_bitmap_granule_any)) {
+		fpb_write(zone->free_page_bits, page ? page_to_pfn(page) : pfn,
+			  order, set);
+		return;
+	}
+	g = zone->free_page_granule;
+	if (free_order < g)
+		return;
+	pfn = page ? page_to_pfn(page) : pfn;
+	fpb_write(zone->free_page_bits, pfn >> g, order > g ? order - g : 0, set);
+}
 
 /**
  * free_page_bitmap_alloc - note pages handed out of a free block
@@ -33,8 +121,8 @@ void __free_page_bitmap_remove(struct zone *zone, unsigned long pfn,
  * @high: order of the free block that contains them; the rest of it stays
  *	  free, in buddies that keep their bits
  *
- * Must run before the pages can be written: the host reads the bits
- * without the lock.
+ * The zone->lock section must end with free_page_bitmap_fence(): the
+ * host reads the bits without the lock.
  */
 static __always_inline void free_page_bitmap_alloc(struct zone *zone,
 						   struct page *page,
@@ -43,7 +131,7 @@ static __always_inline void free_page_bitmap_alloc(struct zone *zone,
 {
 	/* Hot path: every buddy allocation, under zone->lock */
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
-		__free_page_bitmap_alloc(zone, page_to_pfn(page), order, high);
+		fpb_update(zone, page, 0, order, high, FPB_ALLOC);
 }
 
 /**
@@ -52,6 +140,8 @@ static __always_inline void free_page_bitmap_alloc(struct zone *zone,
  * @pfn: first page frame of the freed block
  * @order: order of the freed block
  * @merged: order of the free block it ended in, merged with its buddies
+ *
+ * No fence: setting a bit of pages whose content is dead is always safe.
  */
 static __always_inline void free_page_bitmap_free(struct zone *zone,
 						  unsigned long pfn,
@@ -60,7 +150,7 @@ static __always_inline void free_page_bitmap_free(struct zone *zone,
 {
 	/* Hot path: every buddy free, under zone->lock */
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
-		__free_page_bitmap_free(zone, pfn, order, merged);
+		fpb_update(zone, NULL, pfn, order, merged, FPB_FREE);
 }
 
 /**
@@ -70,15 +160,38 @@ static __always_inline void free_page_bitmap_free(struct zone *zone,
  * @order: order of the block
  *
  * For blocks that are isolated, offlined, captured or split into
- * pageblocks, rather than allocated.  Must run before the block can be
- * written.
+ * pageblocks, rather than allocated.  The zone->lock section must end
+ * with free_page_bitmap_fence().
  */
 static __always_inline void free_page_bitmap_remove(struct zone *zone,
 						    struct page *page,
 						    unsigned int order)
 {
 	if (static_branch_unlikely(&free_page_bitmap_enabled))
-		__free_page_bitmap_remove(zone, page_to_pfn(page), order);
+		fpb_update(zone, page, 0, order, order, FPB_REMOVE);
+}
+
+/**
+ * free_page_bitmap_fence - order a section's clears before later stores
+ *
+ * Call once at the end of every zone->lock section that may have called
+ * free_page_bitmap_alloc() or free_page_bitmap_remove(), before the lock
+ * is dropped: the host must see the bits clear before any store of the
+ * pages' new owners.  virt_wmb() is a real barrier even on UP guests.
+ * Behind its own key, which is on whenever free_page_bitmap_enabled is
+ * and a little longer (see fpb_keys_enable()), so that a section that
+ * cleared bits fences them even if tracking stops in the middle of it.
+ */
+static __always_inline void free_page_bitmap_fence(void)
+{
+	/* Hot path: once per zone->lock section that allocates */
+	if (static_branch_unlikely(&free_page_bitmap_fences)) {
+		/* The section's clears before its pages' new owners' stores */
+		virt_wmb();
+#ifdef CONFIG_DEBUG_VM
+		this_cpu_write(free_page_bitmap_unfenced, false);
+#endif
+	}
 }
 
 /* The rest is shared by the core, its sysfs/debugfs side and KUnit. */
@@ -87,7 +200,7 @@ static __always_inline void free_page_bitmap_remove(struct zone *zone,
  * struct free_page_bitmap_zone - one zone's bitmap, zone->free_page_bitmap
  * @zone: the zone
  * @start_pfn: first page frame covered, the zone start rounded down to
- *	       the granule
+ *	       a word of granules (BITS_PER_LONG of them)
  * @nr_bits: number of granules covered, up to the zone end
  * @granule_order: log2 of the pages per bit
  * @exact_end: the build has made the bits below this page frame exact;
@@ -165,6 +278,10 @@ static inline void free_page_bitmap_free(struct zone *zone, unsigned long pfn,
 
 static inline void free_page_bitmap_remove(struct zone *zone, struct page *page,
 					   unsigned int order)
+{
+}
+
+static inline void free_page_bitmap_fence(void)
 {
 }
 #endif /* CONFIG_FREE_PAGE_BITMAP */

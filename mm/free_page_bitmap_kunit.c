@@ -99,9 +99,10 @@ struct fpb_span_case {
 static const struct fpb_span_case fpb_span_cases[] = {
 	{ "aligned zone, order 0", 0x1000, 4096, 0, 0x1000, 4096 },
 	{ "unaligned start rounds down", 0x1001, 0xfff, 3, 0x1000, 512 },
+	{ "start rounds down to a word of granules", 0x1020, 0xfe0, 0, 0x1000, 4096 },
 	{ "partial last granule counts", 0, 4097, 9, 0, 9 },
-	{ "one page zone", 0x7ff, 1, 10, 0x400, 1 },
-	{ "order 10, both ends partial", 0x12345, 0x40000, 10, 0x12000, 257 },
+	{ "one page zone", 0x107ff, 1, 10, 0x10000, 2 },
+	{ "order 10, both ends partial", 0x12345, 0x40000, 10, 0x10000, 265 },
 };
 
 KUNIT_ARRAY_PARAM_DESC(fpb_span, fpb_span_cases, desc);
@@ -127,14 +128,17 @@ static void fpb_span_every_order_test(struct kunit *test)
 	unsigned int g;
 
 	KUNIT_ASSERT_NOT_NULL(test, zone);
-	/* One page past a 2^20 page span that starts at pfn 1. */
+	/*
+	 * One page past a 2^20 page span that starts at pfn 1: the start
+	 * rounds down to a word of granules, pfn 0.
+	 */
 	zone->zone_start_pfn = 1;
 	zone->spanned_pages = 1UL << 20;
 	for (g = 0; g <= MAX_PAGE_ORDER; g++) {
 		free_page_bitmap_span(zone, g, &start, &nr_bits);
-		KUNIT_EXPECT_EQ_MSG(test, start, g ? 0UL : 1UL, "order %u", g);
-		KUNIT_EXPECT_EQ_MSG(test, nr_bits,
-				    g ? (1UL << (20 - g)) + 1 : 1UL << 20,
+		KUNIT_EXPECT_EQ_MSG(test, start, 0UL, "order %u", g);
+		KUNIT_EXPECT_EQ_MSG(test, start % (BITS_PER_LONG << g), 0UL, "order %u", g);
+		KUNIT_EXPECT_EQ_MSG(test, nr_bits, (1UL << (20 - g)) + 1,
 				    "order %u", g);
 	}
 }
