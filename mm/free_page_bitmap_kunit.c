@@ -359,6 +359,110 @@ static void fpb_take_page_off_buddy_test(struct kunit *test)
 }
 #endif
 
+#ifdef CONFIG_DEBUG_VM
+/*
+ * A zone->lock section that clears bits ends with one
+ * free_page_bitmap_fence(), not one barrier per clear.  DEBUG_VM notes a
+ * clear in a per-cpu flag that the fence resets: right after each path
+ * that clears, on the CPU that ran it, nothing may be left unfenced.
+ */
+enum fpb_fence_path {
+	FPB_FENCE_REFILL,
+	FPB_FENCE_BUDDY,
+	FPB_FENCE_ISOLATE,
+	FPB_FENCE_ISOLATE_FIRST,
+	FPB_FENCE_ISOLATE_SECOND,
+	FPB_FENCE_TAKE_OFF,
+};
+
+static const char * const fpb_fence_paths[] = {
+	[FPB_FENCE_REFILL] = "order-0 refill of the per-cpu list (rmqueue_bulk)",
+	[FPB_FENCE_BUDDY] = "order-4 allocation (rmqueue_buddy)",
+	[FPB_FENCE_ISOLATE] = "isolate a free block (__isolate_free_page)",
+	[FPB_FENCE_ISOLATE_FIRST] = "isolate the first pageblock of a free block",
+	[FPB_FENCE_ISOLATE_SECOND] = "isolate a later pageblock of a free block",
+	[FPB_FENCE_TAKE_OFF] = "take a page off the buddy (take_page_off_buddy)",
+};
+
+static void fpb_fence_desc(const char * const *path, char *desc)
+{
+	strscpy(desc, *path, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(fpb_fence, fpb_fence_paths, fpb_fence_desc);
+
+static void fpb_fence_test(struct kunit *test)
+{
+	enum fpb_fence_path path = (const char * const *)test->param_value - fpb_fence_paths;
+	struct page *page = NULL;
+	bool unfenced;
+
+	if (path == FPB_FENCE_ISOLATE || path >= FPB_FENCE_ISOLATE_FIRST)
+		page = fpb_free_max_block(test);
+	/* The flag is per CPU: run the path and read it on one CPU. */
+	migrate_disable();
+	this_cpu_write(free_page_bitmap_unfenced, false);
+	switch (path) {
+	case FPB_FENCE_REFILL:
+		drain_local_pages(NULL);
+		page = alloc_page(GFP_KERNEL);
+		break;
+	case FPB_FENCE_BUDDY:
+		page = alloc_pages(GFP_KERNEL | __GFP_NOWARN, 4);
+		break;
+	case FPB_FENCE_ISOLATE:
+		spin_lock_irq(&page_zone(page)->lock);
+		if (__isolate_free_page(page, MAX_PAGE_ORDER))
+			__putback_isolated_page(page, MAX_PAGE_ORDER,
+						get_pageblock_migratetype(page));
+		spin_unlock_irq(&page_zone(page)->lock);
+		break;
+	case FPB_FENCE_ISOLATE_FIRST:
+	case FPB_FENCE_ISOLATE_SECOND:
+#ifdef CONFIG_MEMORY_ISOLATION
+		if (pageblock_order < MAX_PAGE_ORDER) {
+			unsigned long start = page_to_pfn(page) +
+				(path == FPB_FENCE_ISOLATE_SECOND ? pageblock_nr_pages : 0);
+			int mt = get_pageblock_migratetype(pfn_to_page(start));
+
+			if (start_isolate_page_range(start, start + pageblock_nr_pages,
+						     mt, 0, GFP_KERNEL))
+				break;
+			unfenced = this_cpu_read(free_page_bitmap_unfenced);
+			undo_isolate_page_range(start, start + pageblock_nr_pages, mt);
+			migrate_enable();
+			KUNIT_EXPECT_FALSE_MSG(test, unfenced, "%s left cleared bits unfenced",
+					       fpb_fence_paths[path]);
+			return;
+		}
+#endif
+		break;
+	case FPB_FENCE_TAKE_OFF:
+#ifdef CONFIG_MEMORY_FAILURE
+		if (take_page_off_buddy(page + 5)) {
+			unfenced = this_cpu_read(free_page_bitmap_unfenced);
+			set_page_refcounted(page + 5);
+			put_page_back_buddy(page + 5);
+			migrate_enable();
+			KUNIT_EXPECT_FALSE_MSG(test, unfenced, "%s left cleared bits unfenced",
+					       fpb_fence_paths[path]);
+			return;
+		}
+#endif
+		break;
+	}
+	unfenced = this_cpu_read(free_page_bitmap_unfenced);
+	migrate_enable();
+	if (path == FPB_FENCE_REFILL && page)
+		__free_page(page);
+	if (path == FPB_FENCE_BUDDY && page)
+		__free_pages(page, 4);
+	KUNIT_EXPECT_FALSE_MSG(test, unfenced, "%s left cleared bits unfenced",
+			       fpb_fence_paths[path]);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+#endif
+
 /* Pageblocks of type @mt in populated zones */
 static unsigned long fpb_pageblocks_of_type(int mt)
 {
@@ -1037,6 +1141,9 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE(fpb_take_page_off_buddy_test),
 #endif
 	KUNIT_CASE(fpb_steal_block_test),
+#ifdef CONFIG_DEBUG_VM
+	KUNIT_CASE_PARAM(fpb_fence_test, fpb_fence_gen_params),
+#endif
 	KUNIT_CASE_PARAM(fpb_weight_matches_free_lists_test, fpb_granule_gen_params),
 	KUNIT_CASE(fpb_verify_detects_wrong_bit_test),
 	KUNIT_CASE_SLOW(fpb_concurrent_churn_test),
