@@ -54,17 +54,18 @@ for name in ("base", "guest"):
         if not (a1 < a2 < a3 and c1 == c2 == c3 and ops2 == 2 * ops and ops):
             sys.exit(f"bench: {name}: run {run} has markers {hits[3 * i:3 * i + 3]}")
         mode = run["mode"] + ("" if run["granule"] == "-" else " g" + run["granule"])
-        cost.setdefault((run["order"], run["blocks"], mode), []).append((d2 - d1) / ops)
+        cost.setdefault((run["order"], run["blocks"], run.get("pcp", "auto"), mode), []).append((d2 - d1) / ops)
 modes = ("unpatched", "off", "on g0", "on g9")
 print("| order | MiB per round | unpatched | off | on, granule 0 | on, granule 9 | off - unpatched | on g0 - off | on g9 - off |")
 print("|---|---|---|---|---|---|---|---|---|")
-for order, blocks in sorted({k[:2] for k in cost}, key=lambda k: (int(k[0]), int(k[1]))):
-    if any((order, blocks, m) not in cost for m in modes):
-        sys.exit(f"bench: order {order}, {blocks} blocks: a mode is missing")
-    v = {m: cost[(order, blocks, m)] for m in modes}
+for order, blocks, pcp in sorted({k[:3] for k in cost}, key=lambda k: (int(k[0]), int(k[1]), k[2])):
+    if any((order, blocks, pcp, m) not in cost for m in modes):
+        sys.exit(f"bench: order {order}, {blocks} blocks, pcp {pcp}: a mode is missing")
+    v = {m: cost[(order, blocks, pcp, m)] for m in modes}
     u, f, o0, o9 = (statistics.median(v[m]) for m in modes)
     cell = lambda m: "%.1f [%.1f-%.1f]" % (statistics.median(v[m]), min(v[m]), max(v[m]))
     mib = (int(blocks) << int(order)) * 4096 >> 20
+    mib = f"{mib}, per-cpu lists at their floor" if pcp == "floor" else mib
     print(f"| {order} | {mib} | {cell('unpatched')} | {cell('off')} | {cell('on g0')} | {cell('on g9')} "
           f"| {f - u:+.1f} | {o0 - f:+.1f} | {o9 - f:+.1f} |")
 PY
@@ -74,7 +75,7 @@ qemu_version=$(qemu-system-x86_64 --version)
 	echo "# Instructions per buddy alloc+free"
 	echo
 	echo "Command: \`bench/alloc-insn.sh $repeats $rounds\` ($(date -u +%Y-%m-%d), ${qemu_version%%$'\n'*} TCG with QEMU's insn plugin, -smp 2, 2 GiB)."
-	echo "Each cell: median [min-max] of $repeats runs, modes interleaved in one boot per kernel, of the guest instructions per alloc_pages() + __free_pages() pair of the order, on one vCPU with interrupts off, 32 MiB of blocks per round, and 256 MiB at order 0 (more than the per-cpu lists hold): the instructions of 2 x $rounds rounds minus those of $rounds rounds, divided by the blocks of $rounds rounds. Deterministic: no timing is involved. Unpatched is Debian's 6.12.117 with the same config; every hook runs under zone->lock, so the on - off column is all under zone->lock."
+	echo "Each cell: median [min-max] of $repeats runs, modes interleaved in one boot per kernel, of the guest instructions per alloc_pages() + __free_pages() pair of the order, on one vCPU with interrupts off, 32 MiB of blocks per round, and 256 MiB at order 0 (more than the per-cpu lists hold by default; they still absorb part of it, as their high mark grows up to an eighth of the zone), again with the lists' high mark at its floor of 4 batches (vm.percpu_pagelist_high_fraction=1000000), where nearly every page passes the buddy lists both ways: the instructions of 2 x $rounds rounds minus those of $rounds rounds, divided by the blocks of $rounds rounds. Deterministic: no timing is involved. Unpatched is Debian's 6.12.117 with the same config; every hook runs under zone->lock, so the on - off column is all under zone->lock."
 	echo
 	cat "$raw/table.md"
 } > "$out"
