@@ -2,8 +2,8 @@
 # Show that the page_alloc hooks cost nothing when off: compare the machine
 # code of mm/page_alloc.o in the unpatched kernel, in ours with
 # CONFIG_FREE_PAGE_BITMAP=n (must be identical) and in ours with it =y
-# (identical but for a 5-byte jump-label nop per hook site and the
-# out-of-line calls it jumps to).  Writes bench/results/hook-disasm.md.
+# (identical but for a jump-label nop per hook site and fence, and the
+# out-of-line code they jump to: the inlined bit stores).  Writes bench/results/hook-disasm.md.
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../scripts/lib.sh"
 
@@ -26,8 +26,14 @@ if [ "$base" = "$off" ]; then
 else
 	off_result="DIFFERENT: $({ diff <(echo "$base") <(echo "$off") || true; } | grep -c '^[<>]') lines differ"
 fi
-sites=$(objdump -r "$KBUILD_DIR/guest/mm/page_alloc.o" |
-	awk '/^RELOCATION RECORDS FOR/ { sec = $4 } sec == "[__jump_table]:" && /free_page_bitmap_enabled/ { n++ } END { print n + 0 }')
+# jump_sites KEY: the jump-label sites on KEY in page_alloc.o
+jump_sites() {
+	objdump -r "$KBUILD_DIR/guest/mm/page_alloc.o" |
+		awk -v key="$1" '/^RELOCATION RECORDS FOR/ { sec = $4 }
+			sec == "[__jump_table]:" && index($0, key) { n++ } END { print n + 0 }'
+}
+sites=$(jump_sites free_page_bitmap_enabled)
+fences=$(jump_sites free_page_bitmap_fences)
 fn_sizes() {
 	nm -S -t d "$KBUILD_DIR/$1/mm/page_alloc.o" | awk '$3 ~ /^[tT]$/ { print $4, $2 + 0 }' | sort
 }
@@ -36,7 +42,7 @@ sizes=$(join <(fn_sizes base) <(fn_sizes guest) | awk '$2 != $3 { printf "| %s |
 # jmp into a 2-byte nop (66 90) while the key is off.
 "$FPB_REPO/scripts/kernel.sh" guest "${guest[@]}" "$FPB_REPO/configs/feature.config" -- vmlinux >/dev/null
 site=$(objdump -d --disassemble=__free_one_page "$KBUILD_DIR/guest/vmlinux" |
-	grep -B8 -A1 -m1 '<__free_page_bitmap_free>' || true)
+	grep -B8 -A3 -m1 $'\tbts ' || true)
 
 {
 	echo "# Hook cost when off: mm/page_alloc.o machine code"
@@ -44,13 +50,13 @@ site=$(objdump -d --disassemble=__free_one_page "$KBUILD_DIR/guest/vmlinux" |
 	echo "Command: \`bench/hook-disasm.sh\` ($(date -u +%Y-%m-%d), gcc $(gcc -dumpfullversion), configs/guest.config)."
 	echo
 	echo "- unpatched vs ours with CONFIG_FREE_PAGE_BITMAP=n (.text, addresses masked): **$off_result**."
-	echo "- ours with CONFIG_FREE_PAGE_BITMAP=y: $sites jump-label sites on free_page_bitmap_enabled, one per hook call once inlined; with tracking off each is a 2-byte nop that falls through to the unchanged code, and the page_to_pfn() and the call sit in the out-of-line branch target. gcc's inlining choices move a few bytes between functions:"
+	echo "- ours with CONFIG_FREE_PAGE_BITMAP=y: $sites jump-label sites on free_page_bitmap_enabled, one per hook call once inlined, and $fences on free_page_bitmap_fences, one per zone->lock section that may clear bits; with tracking off each is a nop that falls through to the unchanged code, and the inlined hook (the granule key, the bit store) sits in the out-of-line branch target. gcc's inlining choices move a few bytes between functions:"
 	echo
 	echo "| function | unpatched | =y | delta |"
 	echo "|---|---|---|---|"
 	echo "${sizes:-| (none) | | | |}"
 	echo
-	echo "The free hook's out-of-line branch in __free_one_page() in vmlinux (=y): the code that the jump-label site, a 2-byte nop while tracking is off, would jump to:"
+	echo "The free hook's bit store in __free_one_page() in vmlinux (=y), in the code that the jump-label site, a nop while tracking is off, jumps to:"
 	echo
 	echo '```'
 	echo "$site"
