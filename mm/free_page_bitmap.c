@@ -48,7 +48,7 @@
 #include "free_page_bitmap.h"
 
 DEFINE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
-/* On whenever free_page_bitmap_enabled is, see fpb_keys_enable() */
+/* On whenever free_page_bitmap_enabled is, see fpb_keys_prepare() */
 DEFINE_STATIC_KEY_FALSE(free_page_bitmap_fences);
 /* Granule order above 0, for the hooks; changes only while they are off */
 DEFINE_STATIC_KEY_FALSE(free_page_bitmap_granule_any);
@@ -491,19 +491,20 @@ static void fpb_built(ktime_t start)
 }
 
 /*
- * Start the hooks for bitmaps of @granule_order, attached to their zones.
- * The fences come first: a zone->lock section that sees the hooks on must
- * see its free_page_bitmap_fence() on too.  The granule's key changes only
- * while the hooks are off.
+ * Set the keys that the hooks read for bitmaps of @granule_order, with the
+ * hooks off: the fences (a zone->lock section that sees the hooks on must
+ * see its free_page_bitmap_fence() on too) and the granule's.  The caller
+ * then takes every zone->lock (fpb_attach()) before it turns the hooks
+ * on, so that a section that sees them on sees these keys too, even where
+ * keys are plain atomics (no CONFIG_JUMP_LABEL) on a weakly ordered CPU.
  */
-static void fpb_keys_enable(unsigned int granule_order)
+static void fpb_keys_prepare(unsigned int granule_order)
 {
 	static_branch_enable_cpuslocked(&free_page_bitmap_fences);
 	if (granule_order)
 		static_branch_enable_cpuslocked(&free_page_bitmap_granule_any);
 	else
 		static_branch_disable_cpuslocked(&free_page_bitmap_granule_any);
-	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
 }
 
 /*
@@ -530,13 +531,18 @@ static int fpb_build(unsigned int granule_order)
 	 * The hooks take the granule from a key and the zone's bitmap from
 	 * the zone: stop them while both change.  The new bits are all
 	 * clear until the walk below sets them, so allocations in the
-	 * meantime need not clear any.
+	 * meantime need not clear any.  Hooks still running hold
+	 * zone->lock, which fpb_attach() takes: the keys change only after
+	 * they are done, and are set before the new bitmaps are attached.
 	 */
-	if (old)
+	if (old) {
 		static_branch_disable_cpuslocked(&free_page_bitmap_enabled);
-	fpb_attach(set, old);
+		fpb_attach(NULL, old);
+	}
+	fpb_keys_prepare(granule_order);
+	fpb_attach(set, NULL);
 	fpb_set = set;
-	fpb_keys_enable(granule_order);
+	static_branch_enable_cpuslocked(&free_page_bitmap_enabled);
 	fpb_set_free(old);
 	/*
 	 * Pages freed to the per-cpu lists before tracking starts may sit

@@ -179,7 +179,7 @@ static __always_inline void free_page_bitmap_remove(struct zone *zone,
  * is dropped: the host must see the bits clear before any store of the
  * pages' new owners.  virt_wmb() is a real barrier even on UP guests.
  * Behind its own key, which is on whenever free_page_bitmap_enabled is
- * and a little longer (see fpb_keys_enable()), so that a section that
+ * and a little longer (see fpb_keys_prepare()), so that a section that
  * cleared bits fences them even if tracking stops in the middle of it.
  */
 static __always_inline void free_page_bitmap_fence(void)

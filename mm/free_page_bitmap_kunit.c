@@ -99,7 +99,7 @@ struct fpb_span_case {
 static const struct fpb_span_case fpb_span_cases[] = {
 	{ "aligned zone, order 0", 0x1000, 4096, 0, 0x1000, 4096 },
 	{ "unaligned start rounds down", 0x1001, 0xfff, 3, 0x1000, 512 },
-	{ "start rounds down to a word of granules", 0x1020, 0xfe0, 0, 0x1000, 4096 },
+	{ "start rounds down to a word of granules", 0x1010, 0xff0, 0, 0x1000, 4096 },
 	{ "partial last granule counts", 0, 4097, 9, 0, 9 },
 	{ "one page zone", 0x107ff, 1, 10, 0x10000, 2 },
 	{ "order 10, both ends partial", 0x12345, 0x40000, 10, 0x10000, 265 },
@@ -265,6 +265,19 @@ static struct page *fpb_free_max_block(struct kunit *test)
 }
 
 /*
+ * __isolate_free_page() on the block of fpb_free_max_block(), zone->lock
+ * held: only if it is still that free block, which an allocation on
+ * another CPU may have taken since.
+ */
+static int fpb_isolate_max_block(struct page *page)
+{
+	lockdep_assert_held(&page_zone(page)->lock);
+	if (!PageBuddy(page) || buddy_order(page) != MAX_PAGE_ORDER)
+		return 0;
+	return __isolate_free_page(page, MAX_PAGE_ORDER);
+}
+
+/*
  * Compaction and free page reporting take whole free blocks off the lists
  * (__isolate_free_page()) and put them back: taken, their bits are clear.
  */
@@ -275,7 +288,7 @@ static void fpb_isolate_free_page_test(struct kunit *test)
 	struct zone *zone = page_zone(page);
 
 	spin_lock_irq(&zone->lock);
-	isolated = __isolate_free_page(page, MAX_PAGE_ORDER);
+	isolated = fpb_isolate_max_block(page);
 	if (isolated) {
 		for (i = 0; i < MAX_ORDER_NR_PAGES; i++)
 			reads_free += fpb_bit(pfn + i);
@@ -394,11 +407,24 @@ KUNIT_ARRAY_PARAM(fpb_fence, fpb_fence_paths, fpb_fence_desc);
 static void fpb_fence_test(struct kunit *test)
 {
 	enum fpb_fence_path path = (const char * const *)test->param_value - fpb_fence_paths;
+	unsigned long start = 0;
 	struct page *page = NULL;
-	bool unfenced;
+	bool isolating = path == FPB_FENCE_ISOLATE_FIRST ||
+			 path == FPB_FENCE_ISOLATE_SECOND;
+	bool ran = false, unfenced;
+	int mt = 0;
 
-	if (path == FPB_FENCE_ISOLATE || path >= FPB_FENCE_ISOLATE_FIRST)
+	if (isolating && (!IS_ENABLED(CONFIG_MEMORY_ISOLATION) ||
+			  pageblock_order >= MAX_PAGE_ORDER))
+		kunit_skip(test, "needs CONFIG_MEMORY_ISOLATION and blocks above a pageblock");
+	if (path == FPB_FENCE_TAKE_OFF && !IS_ENABLED(CONFIG_MEMORY_FAILURE))
+		kunit_skip(test, "needs CONFIG_MEMORY_FAILURE");
+	if (path >= FPB_FENCE_ISOLATE) {
 		page = fpb_free_max_block(test);
+		start = page_to_pfn(page) +
+			(path == FPB_FENCE_ISOLATE_SECOND ? pageblock_nr_pages : 0);
+		mt = get_pageblock_migratetype(pfn_to_page(start));
+	}
 	/* The flag is per CPU: run the path and read it on one CPU. */
 	migrate_disable();
 	this_cpu_write(free_page_bitmap_unfenced, false);
@@ -406,57 +432,49 @@ static void fpb_fence_test(struct kunit *test)
 	case FPB_FENCE_REFILL:
 		drain_local_pages(NULL);
 		page = alloc_page(GFP_KERNEL);
+		ran = !!page;
 		break;
 	case FPB_FENCE_BUDDY:
 		page = alloc_pages(GFP_KERNEL | __GFP_NOWARN, 4);
+		ran = !!page;
 		break;
 	case FPB_FENCE_ISOLATE:
 		spin_lock_irq(&page_zone(page)->lock);
-		if (__isolate_free_page(page, MAX_PAGE_ORDER))
-			__putback_isolated_page(page, MAX_PAGE_ORDER,
-						get_pageblock_migratetype(page));
+		ran = fpb_isolate_max_block(page);
+		if (ran)
+			__putback_isolated_page(page, MAX_PAGE_ORDER, mt);
 		spin_unlock_irq(&page_zone(page)->lock);
 		break;
 	case FPB_FENCE_ISOLATE_FIRST:
 	case FPB_FENCE_ISOLATE_SECOND:
-#ifdef CONFIG_MEMORY_ISOLATION
-		if (pageblock_order < MAX_PAGE_ORDER) {
-			unsigned long start = page_to_pfn(page) +
-				(path == FPB_FENCE_ISOLATE_SECOND ? pageblock_nr_pages : 0);
-			int mt = get_pageblock_migratetype(pfn_to_page(start));
-
-			if (start_isolate_page_range(start, start + pageblock_nr_pages,
-						     mt, 0, GFP_KERNEL))
-				break;
-			unfenced = this_cpu_read(free_page_bitmap_unfenced);
-			undo_isolate_page_range(start, start + pageblock_nr_pages, mt);
-			migrate_enable();
-			KUNIT_EXPECT_FALSE_MSG(test, unfenced, "%s left cleared bits unfenced",
-					       fpb_fence_paths[path]);
-			return;
-		}
-#endif
+		ran = IS_ENABLED(CONFIG_MEMORY_ISOLATION) &&
+		      !start_isolate_page_range(start, start + pageblock_nr_pages,
+						mt, 0, GFP_KERNEL);
 		break;
 	case FPB_FENCE_TAKE_OFF:
 #ifdef CONFIG_MEMORY_FAILURE
-		if (take_page_off_buddy(page + 5)) {
-			unfenced = this_cpu_read(free_page_bitmap_unfenced);
-			set_page_refcounted(page + 5);
-			put_page_back_buddy(page + 5);
-			migrate_enable();
-			KUNIT_EXPECT_FALSE_MSG(test, unfenced, "%s left cleared bits unfenced",
-					       fpb_fence_paths[path]);
-			return;
-		}
+		ran = take_page_off_buddy(page + 5);
 #endif
 		break;
 	}
 	unfenced = this_cpu_read(free_page_bitmap_unfenced);
 	migrate_enable();
-	if (path == FPB_FENCE_REFILL && page)
+
+	/* Undo what the path did */
+	if (ran && path == FPB_FENCE_REFILL)
 		__free_page(page);
-	if (path == FPB_FENCE_BUDDY && page)
+	if (ran && path == FPB_FENCE_BUDDY)
 		__free_pages(page, 4);
+	if (IS_ENABLED(CONFIG_MEMORY_ISOLATION) && ran && isolating)
+		undo_isolate_page_range(start, start + pageblock_nr_pages, mt);
+#ifdef CONFIG_MEMORY_FAILURE
+	if (ran && path == FPB_FENCE_TAKE_OFF) {
+		set_page_refcounted(page + 5);
+		put_page_back_buddy(page + 5);
+	}
+#endif
+
+	KUNIT_ASSERT_TRUE_MSG(test, ran, "%s did not happen", fpb_fence_paths[path]);
 	KUNIT_EXPECT_FALSE_MSG(test, unfenced, "%s left cleared bits unfenced",
 			       fpb_fence_paths[path]);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
@@ -555,6 +573,10 @@ static void fpb_granule_desc(const unsigned int *g, char *desc)
 }
 
 KUNIT_ARRAY_PARAM(fpb_granule, fpb_granules, fpb_granule_desc);
+/* Granules of more than a page */
+static const unsigned int fpb_coarse_granules[] = { 3, 9, MAX_PAGE_ORDER };
+
+KUNIT_ARRAY_PARAM(fpb_coarse_granule, fpb_coarse_granules, fpb_granule_desc);
 
 static void fpb_weight_matches_free_lists_test(struct kunit *test)
 {
@@ -562,6 +584,36 @@ static void fpb_weight_matches_free_lists_test(struct kunit *test)
 
 	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(g), 0);
 	expect_weight_matches_free_lists(test);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+/*
+ * At granule order g > 0, a granule half of which is free, in a free block
+ * of order g - 1, is not free: its bit stays clear when that half is freed
+ * and merged, and is set once the other half joins it.
+ */
+static void fpb_granule_half_free_test(struct kunit *test)
+{
+	unsigned int g = *(const unsigned int *)test->param_value;
+	unsigned long half = 1UL << (g - 1), i;
+	struct page *page;
+
+	KUNIT_ASSERT_EQ(test, free_page_bitmap_set_granule(g), 0);
+	page = alloc_pages(GFP_KERNEL | __GFP_NOWARN, g);
+	if (!page)
+		kunit_skip(test, "no free block of order %u", g);
+	split_page(page, g);
+	for (i = half; i < 2 * half; i++)
+		__free_page(page + i);
+	drain_all_pages(page_zone(page));
+	KUNIT_EXPECT_FALSE_MSG(test, fpb_bit(page_to_pfn(page)),
+			       "a granule of order %u reads free with half of it allocated", g);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+
+	for (i = 0; i < half; i++)
+		__free_page(page + i);
+	drain_all_pages(page_zone(page));
+	expect_bits_match_page(test, page);
 	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
 }
 
@@ -1145,6 +1197,7 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE_PARAM(fpb_fence_test, fpb_fence_gen_params),
 #endif
 	KUNIT_CASE_PARAM(fpb_weight_matches_free_lists_test, fpb_granule_gen_params),
+	KUNIT_CASE_PARAM(fpb_granule_half_free_test, fpb_coarse_granule_gen_params),
 	KUNIT_CASE(fpb_verify_detects_wrong_bit_test),
 	KUNIT_CASE_SLOW(fpb_concurrent_churn_test),
 	KUNIT_CASE_SLOW(fpb_alloc_reads_clear_under_churn_test),

@@ -11,10 +11,11 @@
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-args=() boots=()
+args=() boots=() filter=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--boot) boots+=("$2"); shift ;;
+	--filter) filter=("$2"); shift ;;
 	*) [ -e "$1" ] || die "kunit: $1 does not exist"
 	   args+=(--kunitconfig="$(readlink -f "$1")") ;;
 	esac
@@ -35,7 +36,9 @@ cd "$LINUX_TREE"
 # The python3 on PATH may be a separate install; kunit.py needs only the
 # standard library, Debian's is fine.
 flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py run "${args[@]}" "${common[@]}" \
-	--jobs="$(nproc)" --make_options="CC=ccache gcc" --make_options=LOCALVERSION=
+	--jobs="$(nproc)" --make_options="CC=ccache gcc" --make_options=LOCALVERSION= \
+	${filter[@]+"${filter[@]}"}
+[ ${#filter[@]} -eq 0 ] || exit 0
 for b in ${boots[@]+"${boots[@]}"}; do
 	step "kunit: boot again with '${b%%:*}', suites ${b#*:}"
 	flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py exec "${common[@]}" \

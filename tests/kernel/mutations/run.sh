@@ -14,8 +14,9 @@ tree=$LINUX_TREE
 [ -z "$(git -C "$tree" status --porcelain)" ] || die "$tree has edits: make assemble first"
 restore() { git -C "$tree" checkout -q -- .; }
 trap restore EXIT
-export CCACHE_DIR=$FPB_CACHE/ccache CCACHE_BASEDIR=$LINUX_TREE
 mkdir -p "$FPB_CACHE/logs/mutations"
+# The configs of make kunit, so that its build stays warm after a run.
+configs=("$FPB_REPO"/configs/kunit/*.kunitconfig)
 
 # The list on fd 3: kunit.py's QEMU must not eat it from stdin.
 while read -r patch glob <&3; do
@@ -23,13 +24,7 @@ while read -r patch glob <&3; do
 	log=$FPB_CACHE/logs/mutations/${patch%.patch}.log
 	git -C "$tree" apply "$dir/$patch" || die "$patch does not apply"
 	rc=0
-	(cd "$tree" && flock "$FPB_CPU_LOCK" /usr/bin/python3 tools/testing/kunit/kunit.py run \
-		--kunitconfig="$FPB_REPO/configs/kunit/free_page_bitmap.kunitconfig" \
-		--kunitconfig="$FPB_REPO/configs/kunit.config" \
-		--build_dir="$KBUILD_DIR/kunit" --arch=x86_64 --kernel_args=panic_on_warn=1 --kernel_args=panic=-1 \
-		--qemu_args="-smp 2 -accel tcg" --timeout="$(scaled 900)" \
-		--jobs="$(nproc)" --make_options="CC=ccache gcc" --make_options=LOCALVERSION= \
-		"$glob") > "$log" 2>&1 || rc=$?
+	"$FPB_REPO/scripts/kunit.sh" "${configs[@]}" --filter "$glob" > "$log" 2>&1 || rc=$?
 	restore
 	# Caught: the mutant built and booted, and a case failed or the
 	# guest crashed (every boot has panic_on_warn=1, as make kunit).
