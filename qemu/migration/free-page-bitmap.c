@@ -757,9 +757,18 @@ void free_page_bitmap_set_header(uint64_t gpa)
     if (fpb.header_gpa || gpa) {
         trace_free_page_bitmap_set_header(fpb.header_gpa, gpa);
     }
-    fpb.header_gpa = gpa;
     fpb.rejected = false;
-    fpb_layout_reset(&fpb.filter.layout);
+    /*
+     * The guest announces its header again after every new layout.  The
+     * same header keeps the layout loaded from it, which its seq still
+     * guards: forgetting it would cost a load, and a sync round allows
+     * one, so the blocks after the announcement would go unfiltered in
+     * that round (the first round, with every page dirty, after START).
+     */
+    if (gpa != fpb.header_gpa) {
+        fpb.header_gpa = gpa;
+        fpb_layout_reset(&fpb.filter.layout);
+    }
 }
 
 void free_page_bitmap_set_enabled(bool enabled)
