@@ -89,18 +89,6 @@ static DECLARE_WORK(fpb_publish_work, fpb_publish_func);
 /* Set once the memory hotplug notifier is registered; the mutex */
 static bool fpb_ready;
 
-/*
- * Fill the whole words of 2^@nr_order granules from @idx, a multiple of
- * BITS_PER_LONG: the out-of-line part of fpb_write(), for blocks of
- * BITS_PER_LONG granules or more.  zone->lock held.
- */
-void __free_page_bitmap_fill(unsigned long *bits, unsigned long idx,
-			     unsigned int nr_order, bool set)
-{
-	memset(&bits[BIT_WORD(idx)], set ? 0xff : 0,
-	       (1UL << nr_order) / BITS_PER_BYTE);
-}
-
 #ifdef CONFIG_DEBUG_VM
 /* Bits cleared in this CPU's zone->lock section and not fenced yet */
 DEFINE_PER_CPU(bool, free_page_bitmap_unfenced);

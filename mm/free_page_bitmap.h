@@ -2,6 +2,7 @@
 #ifndef _MM_FREE_PAGE_BITMAP_H
 #define _MM_FREE_PAGE_BITMAP_H
 
+#include <linux/bitmap.h>
 #include <linux/free_page_bitmap.h>
 #include <linux/init.h>
 #include <linux/jump_label.h>
@@ -13,8 +14,6 @@
 DECLARE_STATIC_KEY_FALSE(free_page_bitmap_enabled);
 DECLARE_STATIC_KEY_FALSE(free_page_bitmap_fences);
 DECLARE_STATIC_KEY_FALSE(free_page_bitmap_granule_any);
-void __free_page_bitmap_fill(unsigned long *bits, unsigned long idx,
-			     unsigned int nr_order, bool set);
 /* What a hook does, for the DEBUG_VM checks */
 enum fpb_op {
 	FPB_ALLOC,
@@ -65,7 +64,10 @@ static __always_inline void fpb_write(unsigned long *bits, unsigned long idx,
 		return;
 	}
 	if (nr_order >= ilog2(BITS_PER_LONG)) {
-		__free_page_bitmap_fill(bits, idx, nr_order, set);
+		if (set)
+			bitmap_set(bits, idx, 1U << nr_order);
+		else
+			bitmap_clear(bits, idx, 1U << nr_order);
 		return;
 	}
 	mask = ((1UL << (1U << nr_order)) - 1) << (idx % BITS_PER_LONG);

@@ -242,6 +242,13 @@ static void fpb_start_drains_pcp_test(struct kunit *test)
 				      i);
 }
 
+/* Whether @page heads a free block of the largest order; zone->lock held */
+static bool fpb_is_free_max_block(struct page *page)
+{
+	lockdep_assert_held(&page_zone(page)->lock);
+	return PageBuddy(page) && buddy_order(page) == MAX_PAGE_ORDER;
+}
+
 /*
  * A free block of the largest order at a known place: allocated and freed,
  * it goes straight back to the buddy lists (no per-cpu list holds that
@@ -258,7 +265,7 @@ static struct page *fpb_free_max_block(struct kunit *test)
 	zone = page_zone(page);
 	__free_pages(page, MAX_PAGE_ORDER);
 	spin_lock_irq(&zone->lock);
-	free = PageBuddy(page) && buddy_order(page) == MAX_PAGE_ORDER;
+	free = fpb_is_free_max_block(page);
 	spin_unlock_irq(&zone->lock);
 	KUNIT_ASSERT_TRUE_MSG(test, free, "the freed block was taken at once");
 	return page;
@@ -271,8 +278,7 @@ static struct page *fpb_free_max_block(struct kunit *test)
  */
 static int fpb_isolate_max_block(struct page *page)
 {
-	lockdep_assert_held(&page_zone(page)->lock);
-	if (!PageBuddy(page) || buddy_order(page) != MAX_PAGE_ORDER)
+	if (!fpb_is_free_max_block(page))
 		return 0;
 	return __isolate_free_page(page, MAX_PAGE_ORDER);
 }
