@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every test runner, show its output, and end with one summary line
+# Run every test runner, show its output and its seconds, and end with
+# where the time went and one summary line
 #   N passed, N failed, N skipped
 # counted from the runners' own results (TAP lines; kunit.py's totals).
 # A runner that fails without reporting a failing test counts as one
@@ -52,10 +53,12 @@ allowed_skips() {
 	esac
 }
 ci=${CI:-false}
+start=$SECONDS times=()
 
 for target in "$@"; do
 	log=$logs/$target.log
 	step "make $target"
+	t0=$SECONDS
 	make -C "$FPB_REPO" --no-print-directory "$target" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	case $target in kunit) counts=$(count_kunit "$log") ;; *) counts=$(count_tap "$log") ;; esac
@@ -75,8 +78,12 @@ for target in "$@"; do
 			f=$((f + 1)) s=$((s - 1))
 		done <<< "$skipped"
 	fi
-	echo "# make $target: $p passed, $f failed, $s skipped${suites:+ (every subtest skipped in KUnit: $suites)}"
+	secs=$((SECONDS - t0))
+	times+=("$target $secs s")
+	echo "# make $target: $p passed, $f failed, $s skipped${suites:+ (every subtest skipped in KUnit: $suites)} ($secs s)"
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
+# Where the time goes, runner by runner (README, "Tests": the budget)
+echo "# time: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); total $((SECONDS - start)) s"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ]
