@@ -1086,6 +1086,7 @@ def run_scenario(sc, workdir, verbose=False):
             log(n)
         return None
     guests = []
+    keep_dumps = verbose    # and whenever the oracle finds a wrong page
 
     def guest(name, **kw):
         extra = list(sc.extra) + list(getattr(sc, "dst_extra", ()) if kw.get("incoming")
@@ -1130,9 +1131,11 @@ def run_scenario(sc, workdir, verbose=False):
             res, bad = None, None
             if sc.run_oracle:
                 res = oracle(src, dst, st["header_gpa"], os.path.join(workdir, "dumps"),
-                             keep=verbose, sysmap=SYSMAP)
+                             keep=verbose, sysmap=SYSMAP,
+                             keep_bad=not sc.must_fail_with)
                 st["oracle_pages"], st["differ"] = res["pages"], res["differ"]
                 st["bad_pages"] = len(res["bad"]) + len(res["wrong_free"])
+                keep_dumps = keep_dumps or (st["bad_pages"] and not sc.must_fail_with)
                 try:
                     st["oracle"] = oracle_verdict(res)
                 except Failure as e:
@@ -1171,7 +1174,7 @@ def run_scenario(sc, workdir, verbose=False):
         for g in guests:
             g.close()
         sc.stop_helpers()
-        if not verbose:
+        if not keep_dumps:
             rm_rf(os.path.join(workdir, "dumps"))
 
 

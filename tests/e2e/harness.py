@@ -676,6 +676,29 @@ class KernelView:
         except KeyError:
             return None
 
+    PGTY_NAMES = {0xf0: "buddy", 0xf1: "offline", 0xf2: "page table", 0xf3: "guard",
+                  0xf4: "hugetlb", 0xf5: "slab", 0xf6: "zsmalloc", 0xf7: "unaccepted"}
+    MAPPING = 24              # page->mapping, bit 0 set for anonymous memory
+
+    def describe(self, pfn):
+        """What a page in use is, for a failure message: its allocation's
+        head and order, its type, anonymous or not."""
+        try:
+            va = self._page_va(pfn)
+            head = self._u64(self.virt_to_phys(va + 8))
+            hpfn = (head - 1 - self.vmemmap) // self.PAGE_STRUCT if head & 1 else pfn
+            flags, _n, _p, _pr, ptype, _r = self.page(hpfn)
+            order = 0
+            if flags >> self.PG_HEAD & 1:
+                order = self.page(hpfn + 1)[0] & 0xff
+            what = self.PGTY_NAMES.get(ptype >> 24)
+            if what is None:
+                mapping = self._u64(self.virt_to_phys(self._page_va(hpfn) + self.MAPPING))
+                what = "anonymous" if mapping & 1 else ("file" if mapping else "no mapping")
+            return f"head {hpfn:#x} order {order}, {what}, flags {flags:#x}"
+        except KeyError as e:
+            return f"struct page unreadable: {e}"
+
     def in_buddy(self, pfn):
         """PFN lies in a block on a buddy free list."""
         for order in range(self.MAX_PAGE_ORDER + 1):
@@ -756,7 +779,7 @@ def dump_guest(guest, path):
         raise Failure(f"{guest.name}: dump-guest-memory failed")
 
 
-def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
+def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None, keep_bad=True):
     """Compare the RAM of the paused source and the paused destination.
 
     Every page that differs must be free in the bitmap the guest left in
@@ -765,6 +788,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
     the kernel has in use is wrong.  With no active bitmap every page
     that differs must be free to the kernel (no SYSMAP: none may differ).
     Returns a dict: pages compared, pages differing, free pages, verdict.
+    The dumps are kept if KEEP, or (KEEP_BAD) if a page is wrong.
     """
     os.makedirs(dumpdir, exist_ok=True)
     if dst.status() == "running":
@@ -842,7 +866,8 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
                 s = sd.read(p * PAGE, PAGE)
                 d = dd.read(p * PAGE, PAGE)
                 k = next(i for i in range(PAGE) if s[i] != d[i])
-                lines.append(f"pfn {p:#x} (GPA {p * PAGE:#x}, refcount {rc}, "
+                what = f", {kv.describe(p)}" if kv else ""
+                lines.append(f"pfn {p:#x} (GPA {p * PAGE:#x}, refcount {rc}{what}, "
                              f"{'free' if inbm else 'not free'} in the bitmap): first difference "
                              f"at byte {k}: source {s[k]:#04x} destination {d[k]:#04x}"
                              f"{' (destination page all zero)' if d == bytes(PAGE) else ''}")
@@ -852,7 +877,10 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None):
         for d in (sd, dd):
             if d:
                 d.close()
-        if not keep:
+        if keep_bad and (res.get("bad") or res.get("wrong_free")):
+            # evidence for whoever looks into it: kept, and said where
+            res.setdefault("detail", []).append(f"dumps kept: {sp} {dp}")
+        elif not keep:
             for p in (sp, dp):
                 if os.path.exists(p):
                     os.unlink(p)
@@ -866,7 +894,9 @@ def oracle_verdict(res):
                f"sampled: {len(res['wrong_free'])} in use, {res['in_flight']} between lists)")
     if res["wrong_free"] or res["in_flight"] > res["in_flight_max"]:
         raise Failure(f"{summary}; pages the bitmap calls free are not free in the guest: "
-                      + ", ".join(f"pfn {p:#x} refcount {rc}" for p, rc in res["wrong_free"][:20]))
+                      + ", ".join(f"pfn {p:#x} refcount {rc}" for p, rc in res["wrong_free"][:20])
+                      + "".join(f"; {d}" for d in res.get("detail", [])
+                                if d.startswith("dumps kept")))
     if res["bad"]:
         raise Failure(f"{summary}; {len(res['bad'])} differing pages are IN USE: "
                       + "; ".join(res.get("detail", [])))
