@@ -33,6 +33,8 @@ tools=(
 	libnuma-dev libcap-dev python3-ply python3-git gcc-aarch64-linux-gnu
 	# the migration benchmark's plot (make bench, tests/e2e)
 	gnuplot-nox
+	# the stress-ng migration (tests/e2e): Debian's own memory stressors
+	stress-ng
 	# the shared-ram migration's disk image (mkfs.ext2) and hugetlbfs
 	# mount check (mountpoint), tests/e2e
 	e2fsprogs util-linux

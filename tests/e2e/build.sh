@@ -31,6 +31,17 @@ cp "$here/guest/e2e.sh" "$stage/tests/"
 cp "$here/guest/disk.sh" "$stage/e2e/"
 "$FPB_REPO/scripts/initramfs.sh" "$out/initramfs.cpio.gz" \
 	tests="$stage/tests" e2e="$stage/e2e"
+# The stress-ng scenario's initramfs: the same plus Debian's stress-ng,
+# its libraries and their loader in /stressng (guest/stress-ng.sh runs it).
+if [ -x /usr/bin/stress-ng ]; then
+	mkdir -p "$stage/stressng"
+	cp /usr/bin/stress-ng "$here/guest/stress-ng.sh" "$stage/stressng/"
+	for lib in $(ldd /usr/bin/stress-ng | grep -o '/[^ ]*'); do
+		cp -L "$lib" "$stage/stressng/"
+	done
+	"$FPB_REPO/scripts/initramfs.sh" "$out/initramfs-stressng.cpio.gz" \
+		tests="$stage/tests" e2e="$stage/e2e" stressng="$stage/stressng"
+fi
 # The kexec scenario's initramfs: the same plus the kernel to kexec and
 # the plain initramfs for it.
 mkdir -p "$stage/kexec"

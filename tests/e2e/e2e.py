@@ -772,6 +772,58 @@ class Multifd(Scenario):
     params = {"multifd-channels": 2}
 
 
+class StressNg(Scenario):
+    """Debian's stress-ng, a test suite no one here wrote, as an oracle of
+    its own: its memory stressors verify what they wrote while the hooks
+    run under them, tracking always on, and a migration goes by."""
+    name = "stress-ng"
+    desc = ("Debian's stress-ng (vm, every method; mmap, malloc, bigheap, mremap, madvise; "
+            "--verify) across a migration, tracking always on: no failure, verify 0, oracle")
+    initrd = os.path.join(CACHE, "e2e/initramfs-stressng.cpio.gz")
+    workloads = (VERIFY,)
+    setup = (f"echo always > {SYSFS}/enabled",)
+    # ~170 MiB at most, beside verify's 64 MiB in 512 MiB: no OOM kill
+    STRESSORS = ("--vm 1 --vm-bytes 48M --vm-method all --mmap 1 --mmap-bytes 32M "
+                 "--malloc 1 --malloc-bytes 1M --bigheap 1 --bigheap-growth 16K "
+                 "--bigheap-ops 2000 --mremap 1 --mremap-bytes 16M --madvise 1")
+    TIMEOUT = 40    # s: long enough to straddle the hop, which starts ~8 s in
+
+    def before(self, src):
+        if not os.path.exists(self.initrd):
+            raise Skip("no stress-ng on the host to copy into the guest (make setup installs it)")
+        start = src.offset()
+        src.sh(f"sh /stressng/stress-ng.sh --timeout {self.TIMEOUT} --verify --page-in "
+               f"--metrics-brief {self.STRESSORS} </dev/null >/dev/console 2>&1 &")
+        src.wait_for(r"stress-ng: info: .*dispatching hogs", 60, start, what="stress-ng started")
+        time.sleep(2)
+        version = subprocess.run(["/usr/bin/stress-ng", "--version"], capture_output=True,
+                                 text=True).stdout.split(",")[0]
+        self.notes.append(f"{version}: {self.verify(src, 'with stress-ng running')} wrong "
+                          "bits with it running, before the migration")
+
+    def verify(self, g, when):
+        wrong = g.sh(f"cat {FPB_DEBUGFS}/verify")[1].strip()
+        if wrong != "0":
+            raise Failure(f"verify {wrong} {when}")
+        return wrong
+
+    def after_destination(self, src, dst):
+        if "fpb-sng: exit" in src.text(0):
+            raise Failure(f"stress-ng ended before the migration did: its {self.TIMEOUT} s "
+                          "must straddle the hop")
+        m = dst.wait_for(r"fpb-sng: exit (\d+)", 3 * self.TIMEOUT, 0, what="stress-ng's end")
+        failed = re.findall(r"stress-ng: (?:fail|error): (.*)", src.text(0) + dst.text(0))
+        if m.group(1) != "0" or failed:
+            raise Failure(f"stress-ng exit {m.group(1)} on the destination: "
+                          + "; ".join(failed[:10]))
+        if dst.sysfs("active") != "1":
+            raise Failure("tracking is not active on the destination after stress-ng")
+        done = re.search(r"stress-ng: info: .*(successful run completed in \S+)", dst.text(0))
+        self.notes.append(f"stress-ng exit 0 on the destination"
+                          f"{' (' + done.group(1) + ')' if done else ''}, verify "
+                          f"{self.verify(dst, 'after stress-ng')}")
+
+
 class InitOnFree(Scenario):
     name = "init-on-free"
     desc = "init_on_free=1: guest refuses the feature, nothing skipped, RAM identical"
@@ -1058,7 +1110,8 @@ class KvmMultifd(KvmOrder, Multifd):
 
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
              NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
-             PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, InitOnFree,
+             PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, StressNg,
+             InitOnFree,
              SharedRam, HugeRam, OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule,
              KvmMultifd]
 
