@@ -28,15 +28,28 @@ done
 
 # Every commit, oldest first, in the series worktree (each checkout rewrites
 # only what the commit changes, so every build after the first is small).
-"$FPB_REPO/scripts/kernel.sh" --base base "$guest" -- prepare >/dev/null
 # A file the series renames is compared with its warnings in the base
 # under its old name.
 declare -A was
 while read -r _ from to; do
 	was[$to]=$from
 done < <(git -C "$work" diff -M --name-status --diff-filter=R base HEAD)
-for c in $(git -C "$work" rev-list --reverse base..HEAD); do
-	subject=$(git -C "$work" log -1 --format=%s "$c")
+# A commit's results depend on its tree and on everything below; with all
+# of it unchanged, the checks that passed are replayed instead of rebuilt
+# (a failure is never recorded: it always runs again, with its output).
+stamps=$FPB_CACHE/series-stamps
+mkdir -p "$stamps"
+recipe=$({ cat "$guest" "$feature" "$FPB_REPO/scripts/kernel.sh" "$FPB_REPO/scripts/lib.sh" "$0"
+	   git -C "$work" rev-parse 'base^{tree}'
+	   git -C "$work" diff -M --name-status --diff-filter=R base HEAD
+	   gcc --version; sparse --version 2>&1; } | sha256sum | cut -c1-16)
+
+# check_commit COMMIT SUBJECT: build it, then sparse and W=1 on its C files.
+check_commit() {
+	local c=$1 subject=$2 f new old orig
+	# the base's build, for its warnings: only once a commit is checked
+	[ -n "$base_ready" ] || "$FPB_REPO/scripts/kernel.sh" --base base "$guest" -- prepare >/dev/null
+	base_ready=1
 	git -C "$work" checkout -q --detach "$c"
 	run_check "builds at: $subject" bash -c 'KCONFIG_LENIENT=1 "$@" >/dev/null' - \
 		"$FPB_REPO/scripts/kernel.sh" --tree "$work" series "$guest" "$feature" -- bzImage
@@ -55,7 +68,26 @@ for c in $(git -C "$work" rev-list --reverse base..HEAD); do
 		[ -z "$new" ] && tap 0 "sparse and W=1 at $subject: $f" ||
 			tap 1 "sparse and W=1 at $subject: $f" "$new"
 	done
+}
+
+replayed=0 base_ready=
+for c in $(git -C "$work" rev-list --reverse base..HEAD); do
+	subject=$(git -C "$work" log -1 --format=%s "$c")
+	stamp=$stamps/$(git -C "$work" rev-parse "$c^{tree}")-$recipe
+	if [ -f "$stamp" ]; then
+		while IFS= read -r name; do tap 0 "$name"; done < "$stamp"
+		replayed=$((replayed + 1))
+		continue
+	fi
+	before=$failed
+	check_commit "$c" "$subject" > "$stamp.tmp"
+	cat "$stamp.tmp"
+	if [ "$failed" = "$before" ]; then
+		sed -En 's/^ok [0-9]+ //p' "$stamp.tmp" > "$stamp"
+	fi
+	rm -f "$stamp.tmp"
 done
+[ "$replayed" = 0 ] || echo "# $replayed commits unchanged since their last build: results replayed ($stamps)"
 
 email=$(sed -n '/^M:.*<.*>/{s/^M:.*<\(.*\)>.*/\1/p;q}' "$FPB_REPO/MAINTAINERS")
 # shellcheck disable=SC2086
