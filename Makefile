@@ -49,6 +49,7 @@ help:
 	@echo "make qemu-check the QEMU side's tests: filter core, series, qtests, guest smoke"
 	@echo "make qemu-fuzz  QEMU's fuzz target for the bitmap, FUZZ_SECONDS (default 60);"
 	@echo "                its own clang + ASan/UBSan build, not part of make check"
+	@echo "make peer-tests QEMU's migration-test --full against our QEMU (not in make check)"
 	@echo "make bench-mm   allocator cost (off/on/unpatched) and the hook disassembly"
 	@echo "make bench-pf   page_fault1/2: tracking on and free page reporting vs off"
 	@echo "make clean      remove the build directories (keeps sources, ccache)"
@@ -121,4 +122,4 @@ FORCE:
 
 # The host side (QEMU) and the end-to-end migrations each keep their
 # targets in a fragment of their own; they may append to CHECKS.
-include $(wildcard qemu/qemu.mk tests/e2e/e2e.mk)
+include $(wildcard qemu/qemu.mk tests/e2e/e2e.mk tests/peer/peer.mk)
