@@ -22,14 +22,15 @@ log=$out/migration-test.log rc=0
 	./tests/qtest/migration-test --tap -k --full 2>&1) |
 	while IFS= read -r line; do printf '%d %s\n' "$SECONDS" "$line"; done > "$log" || rc=$?
 
-rows=() passed=0 fails=0 skips=0 began=0
+rows=() passed=0 fails=0 skips=0 began=0 said=
 while read -r t line; do
 	case $line in
-	"# Running "*) began=$t ;;
+	"# Running "*) began=$t said= ;;
+	"**"*|ERROR*|"# "*[Ff]ail*) said+="$line"$'\n' ;;
 	"ok "[0-9]*|"not ok "[0-9]*)
 		name=${line#*ok [0-9]* }
 		if [[ $line == "not ok"* ]]; then
-			tap 1 "migration-test --full: $name" "$(grep -E '^[0-9]+ (\*\*|ERROR|Bail)' "$log" | cut -d' ' -f2- | head -5)"
+			tap 1 "migration-test --full: $name" "$said"
 			res="fail" fails=$((fails + 1))
 		elif [[ $name == *"# SKIP"* ]]; then
 			tap 0 "migration-test --full: $name"

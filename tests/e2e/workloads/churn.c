@@ -28,7 +28,7 @@ int main(int argc, char **argv)
 	size_t slice = cpages / 8 ? cpages / 8 : 1, cursor = 0, p, i;
 	struct chunk *ring = calloc(live ? live : 1, sizeof(*ring));
 	uint64_t *wgen = calloc(wpages, sizeof(*wgen));
-	uint64_t iter = 0, t0;
+	uint64_t iter = 0, t0, spent;
 	unsigned int period_ms;
 	char *w;
 
@@ -76,7 +76,9 @@ int main(int argc, char **argv)
 			       (unsigned long long)iter);
 		}
 		wl_tick();
-		if (period_ms && wl_now_ms() - t0 < period_ms)
-			wl_sleep_ms(period_ms - (wl_now_ms() - t0));
+		/* One reading: a second one, later, could make the rest negative. */
+		spent = wl_now_ms() - t0;
+		if (period_ms && spent < period_ms)
+			wl_sleep_ms(period_ms - spent);
 	}
 }
