@@ -84,6 +84,7 @@ for target in "$@"; do
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
 # Where the time goes, runner by runner (README, "Tests": the budget)
-echo "# time: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); total $((SECONDS - start)) s"
+printf -v spent '%s, ' "${times[@]}"
+echo "# time: ${spent%, }; total $((SECONDS - start)) s"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ]

@@ -156,6 +156,14 @@ def guest_sysfs_wait(src, name, want, timeout=30):
         time.sleep(0.5)
 
 
+def guest_verify(g, when):
+    """The guest's debugfs verify must read 0 wrong bits; returns it."""
+    wrong = g.sh(f"cat {FPB_DEBUGFS}/verify")[1].strip()
+    if wrong != "0":
+        raise Failure(f"verify {wrong} {when}")
+    return wrong
+
+
 def counter_wait(src, prop, pred, what, timeout=30):
     """Wait until PRED(PROP of src.counters()); return that snapshot."""
     deadline = time.monotonic() + scaled(timeout)
@@ -483,9 +491,7 @@ class NumaNode(Dimm):
         return "1" in src.sh("cat /sys/devices/system/node/online")[1].replace("0-1", "0,1")
 
     def verify(self, src, when):
-        wrong = src.sh(f"cat {FPB_DEBUGFS}/verify")[1].strip()
-        if wrong != "0":
-            raise Failure(f"verify {wrong} {when}")
+        guest_verify(src, when)
         if src.sysfs("active") != "1":
             raise Failure(f"tracking stopped {when}: {src.sysfs('inactive_reason')}")
         return src.sh(f"cat {SYSFS}/bitmap_bytes")[1].strip()
@@ -798,14 +804,8 @@ class StressNg(Scenario):
         time.sleep(2)
         version = subprocess.run(["/usr/bin/stress-ng", "--version"], capture_output=True,
                                  text=True).stdout.split(",")[0]
-        self.notes.append(f"{version}: {self.verify(src, 'with stress-ng running')} wrong "
+        self.notes.append(f"{version}: {guest_verify(src, 'with stress-ng running')} wrong "
                           "bits with it running, before the migration")
-
-    def verify(self, g, when):
-        wrong = g.sh(f"cat {FPB_DEBUGFS}/verify")[1].strip()
-        if wrong != "0":
-            raise Failure(f"verify {wrong} {when}")
-        return wrong
 
     def after_destination(self, src, dst):
         if "fpb-sng: exit" in src.text(0):
@@ -821,7 +821,7 @@ class StressNg(Scenario):
         done = re.search(r"stress-ng: info: .*(successful run completed in \S+)", dst.text(0))
         self.notes.append(f"stress-ng exit 0 on the destination"
                           f"{' (' + done.group(1) + ')' if done else ''}, verify "
-                          f"{self.verify(dst, 'after stress-ng')}")
+                          f"{guest_verify(dst, 'after stress-ng')}")
 
 
 class InitOnFree(Scenario):
@@ -1188,7 +1188,7 @@ def run_scenario(sc, workdir, verbose=False):
                              keep_bad=not sc.must_fail_with)
                 st["oracle_pages"], st["differ"] = res["pages"], res["differ"]
                 st["bad_pages"] = len(res["bad"]) + len(res["wrong_free"])
-                keep_dumps = keep_dumps or (st["bad_pages"] and not sc.must_fail_with)
+                keep_dumps = keep_dumps or bool(res.get("dumps_kept"))
                 try:
                     st["oracle"] = oracle_verdict(res)
                 except Failure as e:

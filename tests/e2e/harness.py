@@ -879,7 +879,7 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None, keep_bad=True
                 d.close()
         if keep_bad and (res.get("bad") or res.get("wrong_free")):
             # evidence for whoever looks into it: kept, and said where
-            res.setdefault("detail", []).append(f"dumps kept: {sp} {dp}")
+            res["dumps_kept"] = f"dumps kept: {sp} {dp}"
         elif not keep:
             for p in (sp, dp):
                 if os.path.exists(p):
@@ -895,11 +895,11 @@ def oracle_verdict(res):
     if res["wrong_free"] or res["in_flight"] > res["in_flight_max"]:
         raise Failure(f"{summary}; pages the bitmap calls free are not free in the guest: "
                       + ", ".join(f"pfn {p:#x} refcount {rc}" for p, rc in res["wrong_free"][:20])
-                      + "".join(f"; {d}" for d in res.get("detail", [])
-                                if d.startswith("dumps kept")))
+                      + (f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""))
     if res["bad"]:
         raise Failure(f"{summary}; {len(res['bad'])} differing pages are IN USE: "
-                      + "; ".join(res.get("detail", [])))
+                      + "; ".join(res.get("detail", []))
+                      + (f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""))
     return summary
 
 
