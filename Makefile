@@ -64,8 +64,9 @@ assemble: setup
 refresh:
 	@scripts/refresh.sh
 
+# modules too: Module.symvers, for the test modules built against it
 kernel: assemble
-	@scripts/kernel.sh guest $(GUEST_CONFIGS) -- bzImage
+	@scripts/kernel.sh guest $(GUEST_CONFIGS) -- bzImage modules
 
 $(FPB_CACHE)/initramfs-%.cpio.gz: FORCE
 	@scripts/initramfs.sh $@ $(if $(filter selftest,$*),selftests=$(SELFTESTS_OUT))

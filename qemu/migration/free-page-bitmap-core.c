@@ -663,3 +663,23 @@ FpbStatus fpb_switchover(FpbFilter *f, const FpbOps *ops, void *opaque,
     }
     return ret;
 }
+
+void fpb_account_sync(FpbAccount *a)
+{
+    a->dropped_prev = a->dropped;
+    a->dropped = 0;
+    a->free_dirty = 0;
+}
+
+void fpb_account_dropped(FpbAccount *a, uint64_t pages, bool counted)
+{
+    a->dropped += pages;
+    if (counted) {
+        a->free_dirty -= MIN(pages, a->free_dirty);
+    }
+}
+
+uint64_t fpb_account_believed(const FpbAccount *a)
+{
+    return MIN(a->free_dirty, a->dropped + a->dropped_prev);
+}

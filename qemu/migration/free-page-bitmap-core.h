@@ -230,4 +230,37 @@ FpbStatus fpb_switchover(FpbFilter *f, const FpbOps *ops, void *opaque,
                          unsigned long *free_set, FpbSwitchover *out,
                          const char **reason);
 
+/*
+ * Migration's accounting of the dirty pages the guest calls free.  Pages
+ * are dropped only at their chunk's log clear, so right after a sync
+ * nearly all freed pages still count as dirty, and remaining, the dirty
+ * rate and the throttling would see a churning guest's freed memory as
+ * memory to send.  The count (fpb_count(), after each sync, over the
+ * chunks still to filter) fixes that, but it is the guest's word: a guest
+ * that calls pages free when they are counted and in use when they are
+ * filtered would bring the switchover forward with nothing dropped.  So
+ * the accounting believes the count only as far as the filter has proven
+ * it: no more than the pages dropped since the sync before the latest.
+ */
+typedef struct FpbAccount {
+    /* counted at the latest sync, less the drops from those chunks since */
+    uint64_t free_dirty;
+    /* pages the filter dropped since the latest sync began */
+    uint64_t dropped;
+    /* ... and in the period before that */
+    uint64_t dropped_prev;
+} FpbAccount;
+
+/* A sync begins: a new period of drops, and a count to come. */
+void fpb_account_sync(FpbAccount *a);
+
+/*
+ * The filter dropped @pages dirty pages, in chunks the count covered
+ * (@counted) or in chunks whose log was clear already.
+ */
+void fpb_account_dropped(FpbAccount *a, uint64_t pages, bool counted);
+
+/* The free dirty pages the accounting may leave out of what remains. */
+uint64_t fpb_account_believed(const FpbAccount *a);
+
 #endif

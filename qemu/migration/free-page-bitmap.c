@@ -37,6 +37,7 @@
 #include "qemu/module.h"
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
+#include "qemu/units.h"
 #include "exec/address-spaces.h"
 #include "exec/memory.h"
 #include "exec/ramblock.h"
@@ -289,19 +290,32 @@ static bool fpb_writable(uint64_t gpa)
     return rw;
 }
 
+/*
+ * The first MiB of guest-physical memory is the firmware's on a PC (the
+ * real-mode vectors and BIOS data, the EBDA, option ROMs shadowed in RAM),
+ * and device models read it when their state is loaded: kvmvapic looks
+ * for its option ROM there and fails the migration if it is gone.  Never
+ * drop from it, whatever the guest's bits say; Linux keeps all of it
+ * reserved (since 5.13), so no free page is lost.
+ */
+#define FPB_FIRMWARE_END (1 * MiB)
+
 /* flatview_cb: where a guest RAM block is mapped read-write. */
 static bool fpb_add_window(Int128 start, Int128 len, const MemoryRegion *mr,
                            hwaddr off, void *opaque)
 {
     FpbGuestRam *g = opaque;
     uint64_t page = qemu_target_page_size(), a, b;
-    uint64_t gpa = int128_get64(start);
+    uint64_t gpa = int128_get64(start), skip = 0;
 
     if (mr->ram_block != g->rb || !memory_region_is_ram((MemoryRegion *)mr) ||
         !fpb_writable(gpa)) {
         return false;
     }
-    a = ROUND_UP(off, page);
+    if (gpa < FPB_FIRMWARE_END) {
+        skip = MIN(FPB_FIRMWARE_END - gpa, int128_get64(len));
+    }
+    a = ROUND_UP(off + skip, page);
     b = QEMU_ALIGN_DOWN(MIN(off + int128_get64(len), g->rb->used_length),
                         page);
     if (a >= b) {
@@ -656,6 +670,13 @@ uint64_t free_page_bitmap_count(RAMBlock *rb)
         start = run;
     }
     return count;
+}
+
+void free_page_bitmap_note_free_dirty(uint64_t counted, uint64_t discounted)
+{
+    QEMU_LOCK_GUARD(&fpb.stats_lock);
+    fpb.stats.free_dirty_pages = counted;
+    fpb.stats.free_dirty_pages_discounted = discounted;
 }
 
 void free_page_bitmap_set_count_free(bool on)

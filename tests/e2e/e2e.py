@@ -824,6 +824,137 @@ class StressNg(Scenario):
                           f"{guest_verify(dst, 'after stress-ng')}")
 
 
+class HostileGuest(Scenario):
+    """A guest that attacks the host through its bitmap: hostile/fpb_hostile.c,
+    loaded with tracking always on before the migration starts, publishes
+    a layout that calls every page free up to the end of guest RAM, the
+    PCI hole, its BARs and the BIOS included.  Three hops: a well-behaved
+    guest, the yardstick; the attacker bumping seq as fast as it can and
+    flipping ACTIVE, while QMP round trips are timed (query-migrate, p99):
+    they must stay within 1.5 x the yardstick's, and the downtime within
+    twice the limit; and the attacker holding its layout still from the
+    first pass on, so that the host believes it: the BIOS regions must
+    arrive intact, as they are not guest RAM, whatever the guest says.
+    QEMU lives throughout.  The attacker's own memory is lost on the
+    destination, as it asked: that guest is never resumed."""
+    name = "hostile-guest"
+    desc = ("a guest module bumps seq, flips ACTIVE and calls every page free, PCI hole and "
+            "BIOS included: QMP p99 <= 1.5 x a well-behaved guest's, downtime <= 2 x the "
+            "limit, QEMU lives, the BIOS arrives intact")
+    # guest RAM at [0, 256M) and [4G, 4G + 256M): one range over all of it
+    # covers the PCI hole, the 32-bit BARs and the BIOS
+    extra = ("-M", "max-ram-below-4g=256M")
+    END_PFN = (4096 + 256) * MIB >> 12
+    initrd = os.path.join(CACHE, "e2e/initramfs-hostile.cpio.gz")
+    WINDOW_S = 12           # QMP sampled from the start of the hop
+    WINDOW_BW = 2 * MIB     # so that the hop goes on meanwhile
+    SLACK_MS = 2            # on top of 1.5 x: a 2-core host runs 4 vCPUs here
+    # (start, size): SeaBIOS read-only in its shadow, and the flash's top
+    BIOS = ((0xf0000, 0x10000), (0xfffc0000, 0x40000))
+
+    def run(self, workdir):
+        good = self.hop(os.path.join(workdir, "well-behaved"), None)
+        bad = self.hop(os.path.join(workdir, "churn"), "hold_ms=0")
+        held = self.hop(os.path.join(workdir, "hold"), "churn_ms=0")
+        notes = []
+        for what, h in (("well-behaved", good), ("churn", bad), ("hold", held)):
+            notes.append(f"{what}: {h['attack'] or 'no attacker'}: QMP query-migrate p50 "
+                         f"{h['p50']:.1f} ms, p99 {h['p99']:.1f} ms ({h['samples']} samples), "
+                         f"downtime {h['downtime']} ms, sent {h['sent'] / MIB:.1f} MiB, skipped "
+                         f"{h['skipped']}, rejected layouts {h['rejected']}, free dirty pages at "
+                         f"most {h['free_dirty']} counted / {h['discounted']} discounted; "
+                         "BIOS regions intact")
+        for what, h in (("well-behaved", good), ("churn", bad)):
+            if h["samples"] < 100:
+                raise Failure(f"{what}: only {h['samples']} QMP samples before the hop ended; "
+                              + "; ".join(notes))
+        limit = 1.5 * good["p99"] + self.SLACK_MS
+        if bad["p99"] > limit:
+            raise Failure(f"QMP p99 {bad['p99']:.1f} ms with the hostile guest, over 1.5 x "
+                          f"{good['p99']:.1f} ms + {self.SLACK_MS} ms; " + "; ".join(notes))
+        if bad["downtime"] > 2 * self.downtime_ms:
+            raise Failure(f"downtime {bad['downtime']} ms with the hostile guest, over 2 x "
+                          f"the {self.downtime_ms} ms limit; " + "; ".join(notes))
+        return notes
+
+    def hop(self, workdir, attack):
+        """One hop, with the attacker loaded with ATTACK's parameters (or
+        none); the QMP round trips of the window, the hop's statistics."""
+        os.makedirs(workdir)
+        src = Guest(workdir, "g0", qemu=self.qemu(), mode=self.mode, mem=self.mem,
+                    extra=self.extra, initrd=self.initrd)
+        dst = Guest(workdir, "g1", qemu=self.qemu(), mode=self.mode, mem=self.mem,
+                    extra=self.extra, initrd=self.initrd, incoming=True, paused=True)
+        try:
+            src.start()
+            src.wait_ready()
+            src.sh(f"echo always > {SYSFS}/enabled")
+            guest_sysfs_wait(src, "active", "1")
+            start_workloads(src, self.workloads)
+            if attack:
+                gpa = src.counters()["header-gpa"]
+                start = src.offset()
+                src.sh(f"insmod /hostile/fpb_hostile.ko header_gpa={gpa:#x} "
+                       f"end_pfn={self.END_PFN:#x} {attack}")
+                attack = src.wait_for(r"fpb_hostile: attacking .*", 10, start).group(0)
+            dst.start()
+            m = Migration(src, dst, os.path.join(workdir, "mig.sock"),
+                          bandwidth=self.WINDOW_BW, downtime_ms=self.downtime_ms, hold=True)
+            m.start()
+            rtts = []
+            end = time.monotonic() + self.WINDOW_S
+            while time.monotonic() < end:
+                t = time.monotonic()
+                status = m.info().get("status")
+                rtts.append((time.monotonic() - t) * 1000)
+                if status not in ("setup", "active"):
+                    # a guest that calls everything free may let the hop
+                    # converge at once: that is its own loss, not a hang
+                    m.hold = False
+                    break
+                time.sleep(0.02)
+            try:
+                m.finish(FAST_BW)
+            except Failure as e:
+                raise Failure(f"{attack or 'no attacker'}: {e}; destination: "
+                              + dst.qemu_log_tail(2))
+            st = m.stats()
+            for g in (src, dst):
+                g.check_alive()
+                g.status()      # QMP still answers
+            for start, size in self.BIOS:
+                a, b = (self.read_phys(g, start, size, workdir) for g in (src, dst))
+                if a != b:
+                    raise Failure(f"guest-physical [{start:#x}, {start + size:#x}) differs on "
+                                  f"the destination ({attack or 'no attacker'}): memory that is "
+                                  "not guest RAM was dropped")
+            rtts.sort()
+            seen = [p.get("free-page-bitmap") or {} for _t, p in m.polls]
+            for s in seen:
+                # what remaining leaves out must have been dropped already
+                if s.get("free-dirty-pages-discounted", 0) > s.get("skipped-pages", 0):
+                    raise Failure(f"{attack or 'no attacker'}: remaining left out "
+                                  f"{s['free-dirty-pages-discounted']} free dirty pages the "
+                                  f"guest counted, with only {s['skipped-pages']} dropped: "
+                                  "the guest's word alone moved the accounting")
+            return {"p50": rtts[len(rtts) // 2], "p99": rtts[int(len(rtts) * 0.99)],
+                    "samples": len(rtts), "downtime": st["downtime_ms"],
+                    "sent": st["transferred"], "skipped": st["skipped"], "rejected": st["rejected"],
+                    "free_dirty": max(s.get("free-dirty-pages", 0) for s in seen),
+                    "discounted": max(s.get("free-dirty-pages-discounted", 0) for s in seen),
+                    "attack": attack}
+        finally:
+            dst.close()
+            src.close()
+
+    @staticmethod
+    def read_phys(g, start, size, workdir):
+        path = os.path.join(workdir, f"{g.name}-{start:x}.bin")
+        g.qmp.cmd("pmemsave", {"val": start, "size": size, "filename": path})
+        with open(path, "rb") as f:
+            return f.read()
+
+
 class InitOnFree(Scenario):
     name = "init-on-free"
     desc = "init_on_free=1: guest refuses the feature, nothing skipped, RAM identical"
@@ -1111,7 +1242,7 @@ class KvmMultifd(KvmOrder, Multifd):
 SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot, Kexec, Dimm,
              NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
              PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, StressNg,
-             InitOnFree,
+             InitOnFree, HostileGuest,
              SharedRam, HugeRam, OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmPingPong, KvmGranule,
              KvmMultifd]
 

@@ -99,6 +99,13 @@ uint64_t free_page_bitmap_filter(RAMBlock *rb, ram_addr_t start,
 uint64_t free_page_bitmap_count(RAMBlock *rb);
 
 /*
+ * Publish the latest sync's count of free dirty pages (@counted, the sum
+ * of free_page_bitmap_count()) and how many of them the accounting
+ * leaves out of what remains to send (@discounted).
+ */
+void free_page_bitmap_note_free_dirty(uint64_t counted, uint64_t discounted);
+
+/*
  * Whether free_page_bitmap_count() counts (on by default; off only to
  * compare with migration accounting that counts free pages as dirty).
  */

@@ -995,6 +995,45 @@ static void test_postcopy_model(void)
     fpb_filter_destroy(&f);
 }
 
+/*
+ * The accounting believes the guest's count of free dirty pages only as
+ * far as the filter's drops since the sync before the latest prove it.
+ */
+static void test_account(void)
+{
+    FpbAccount a = { 0 };
+
+    /* An honest guest: what it counts is dropped, and believed after. */
+    fpb_account_sync(&a);
+    a.free_dirty += 1000;
+    check(fpb_account_believed(&a) == 0,
+          "honest: nothing believed before a drop proves it");
+    fpb_account_dropped(&a, 600, true);
+    check(a.free_dirty == 400 && fpb_account_believed(&a) == 400,
+          "honest: drops from counted chunks leave 400 counted, believed");
+    fpb_account_dropped(&a, 400, true);
+    fpb_account_sync(&a);
+    a.free_dirty += 900;
+    check(fpb_account_believed(&a) == 900,
+          "honest: the next count is believed up to the last period's drops");
+    fpb_account_dropped(&a, 900, true);
+
+    /* A liar: it counts free what the filter then finds in use. */
+    fpb_account_sync(&a);
+    a.free_dirty += 5000;
+    check(fpb_account_believed(&a) == 900,
+          "liar: believed no further than the 900 dropped before");
+    fpb_account_sync(&a);
+    a.free_dirty += 5000;
+    check(fpb_account_believed(&a) == 0,
+          "liar: two syncs without drops, nothing believed");
+
+    /* Drops where the log was clear prove the word but count nothing off. */
+    fpb_account_dropped(&a, 70, false);
+    check(a.free_dirty == 5000 && fpb_account_believed(&a) == 70,
+          "refresh drops: count kept, 70 believed");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1006,5 +1045,6 @@ int main(int argc, char **argv)
     g_test_add_func("/free-page-bitmap/random", test_random);
     g_test_add_func("/free-page-bitmap/order", test_order);
     g_test_add_func("/free-page-bitmap/postcopy-model", test_postcopy_model);
+    g_test_add_func("/free-page-bitmap/account", test_account);
     return g_test_run();
 }
