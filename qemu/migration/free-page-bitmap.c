@@ -478,10 +478,10 @@ static ram_addr_t fpb_run_end(RAMBlock *rb, ram_addr_t offset,
 }
 
 /*
- * Test only (x-fpb-test-drop-in-use=N on the device): also drop every Nth
- * page of @c that is still dirty, which the guest did not call free, so
- * that an end-to-end test can show that its oracle catches a filter that
- * drops pages in use.
+ * Test only (x-free-page-bitmap-test-drop-in-use=N on the device): also
+ * drop every Nth page of @c that is still dirty, which the guest did not
+ * call free, so that an end-to-end test can show that its oracle catches
+ * a filter that drops pages in use.
  */
 static uint64_t fpb_test_drop_in_use(RAMBlock *rb, const FpbChunk *c)
 {
@@ -888,9 +888,9 @@ void free_page_bitmap_set_test_drop_in_use(unsigned n)
 {
     QEMU_LOCK_GUARD(&fpb.lock);
     if (n) {
-        warn_report("free page bitmap: x-fpb-test-drop-in-use=%u drops pages "
-                    "in use: the destination will be corrupt (a test mode)",
-                    n);
+        warn_report("free page bitmap: x-free-page-bitmap-test-drop-in-use=%u "
+                    "drops pages in use: the destination will be corrupt "
+                    "(a test mode)", n);
     }
     fpb.test_drop_in_use = n;
 }

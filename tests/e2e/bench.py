@@ -457,7 +457,7 @@ Each cell: median [min-max] of {repeats} repeats.
   (`x-free-page-bitmap=on`; the guest builds its bitmap when the host starts the
   migration, the default `enabled=host`, and the first pass waits for it), the
   same with the guest tracking all the time (`enabled=always`), and the default
-  mode with `x-fpb-count-free=off` (free dirty pages counted as dirty in
+  mode with `x-free-page-bitmap-count-free=off` (free dirty pages counted as dirty in
   remaining, the dirty rate and expected downtime, as before).
 
 {table(results, modes, workloads)}

@@ -1015,7 +1015,7 @@ class OracleCatches(Scenario):
     name = "oracle-catches"
     desc = ("positive control: QEMU also drops every 16th dirty page in use (a test switch); "
             "the oracle must catch it")
-    extra = ("-global", "virtio-balloon-device.x-fpb-test-drop-in-use=16")
+    extra = ("-global", "virtio-balloon-device.x-free-page-bitmap-test-drop-in-use=16")
     must_fail_with = "differing pages are IN USE"
     # A dropped page may be one that a device's state load checks (seen:
     # kvm-tpr-opt reading the guest's copy of the VAPIC option ROM): the

@@ -40,7 +40,7 @@ PAGE = 4096
 MIB = 1 << 20
 
 # The balloon (its virtio device) of our QEMU, with its test-only read-only
-# property x-fpb-header-gpa.
+# property x-free-page-bitmap-header-gpa.
 BALLOON_VDEV = "/machine/peripheral/balloon0/virtio-backend"
 # Why QEMU rejected a layout: its trace event, in the QEMU log of each guest.
 REJECT_TRACE = re.compile(r"free_page_bitmap_reject header 0x[0-9a-f]+: (.*)")
@@ -109,7 +109,7 @@ def balloon_args(mode):
         return ["-device", dev + ",x-free-page-bitmap=on"] + trace
     if mode == "ours-nocount":
         # bench only: free dirty pages counted as dirty, as before the count of QEMU patch 0005
-        return ["-device", dev + ",x-free-page-bitmap=on,x-fpb-count-free=off"] + trace
+        return ["-device", dev + ",x-free-page-bitmap=on,x-free-page-bitmap-count-free=off"] + trace
     if mode == "hinting":
         return ["-object", "iothread,id=io1",
                 "-device", dev + ",free-page-hint=on,iothread=io1"]
@@ -331,11 +331,11 @@ class Guest:
         (query-migrate's free-page-bitmap: skipped-pages, filtered-syncs,
         rejected-layouts, ...; none before a migration starts, in or out) and
         then, read after them, the header the balloon has ("header-gpa", its
-        x-fpb-header-gpa).  {} on a stock device."""
+        x-free-page-bitmap-header-gpa).  {} on a stock device."""
         res = dict(self.qmp.cmd("query-migrate").get("free-page-bitmap") or {})
         try:
-            res["header-gpa"] = self.qmp.cmd("qom-get", {"path": BALLOON_VDEV,
-                                                         "property": "x-fpb-header-gpa"})
+            res["header-gpa"] = self.qmp.cmd("qom-get", {
+                "path": BALLOON_VDEV, "property": "x-free-page-bitmap-header-gpa"})
         except QMPError:
             pass
         return res
@@ -545,7 +545,7 @@ class Bitmap:
         self.ok, self.why, self.ranges = False, "", []
         self.granule_order = None
         if not header_gpa:
-            self.why = "no header announced (x-fpb-header-gpa 0)"
+            self.why = "no header announced (x-free-page-bitmap-header-gpa 0)"
             return
         try:
             (magic, version, page_shift, granule_order, seq, flags, nr_ranges, _res,

@@ -65,9 +65,9 @@ class Qmp:
                 raise RuntimeError(f"{name}: {r['error']}")
 
     def header(self):
-        """The header the balloon has (test-only x-fpb-header-gpa), 0 if none."""
+        """The header the balloon has (test-only x-free-page-bitmap-header-gpa), 0 if none."""
         return self.cmd("qom-get", {"path": "/machine/peripheral/balloon0/virtio-backend",
-                                    "property": "x-fpb-header-gpa"})
+                                    "property": "x-free-page-bitmap-header-gpa"})
 
 
 def wait_header(qmp, seconds):
