@@ -240,7 +240,10 @@ FpbStatus fpb_switchover(FpbFilter *f, const FpbOps *ops, void *opaque,
  * that calls pages free when they are counted and in use when they are
  * filtered would bring the switchover forward with nothing dropped.  So
  * the accounting believes the count only as far as the filter has proven
- * it: no more than the pages dropped since the sync before the latest.
+ * it: no more than the pages dropped since the sync before the latest.  A
+ * guest honest in some chunks and lying in others can still have that
+ * many of its lies believed until the next sync: the estimate runs ahead
+ * by at most what it really gave up in two periods, never by its word.
  */
 typedef struct FpbAccount {
     /* counted at the latest sync, less the drops from those chunks since */

@@ -296,7 +296,8 @@ static bool fpb_writable(uint64_t gpa)
  * and device models read it when their state is loaded: kvmvapic looks
  * for its option ROM there and fails the migration if it is gone.  Never
  * drop from it, whatever the guest's bits say; Linux keeps all of it
- * reserved (since 5.13), so no free page is lost.
+ * reserved (since 5.13), so no free page is lost.  Applied on every
+ * target, where it costs at most that MiB (Arm's virt has no RAM there).
  */
 #define FPB_FIRMWARE_END (1 * MiB)
 

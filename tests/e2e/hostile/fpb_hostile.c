@@ -9,8 +9,14 @@
  * as it can, flipping VIRTIO_BALLOON_FPB_F_ACTIVE and republishing every
  * time, and for @hold_ms it holds the layout still and active, so that the
  * host loads it.  @churn_ms=0: hold for good; @hold_ms=0: churn for good.
+ * @dry: the same work on a private copy of the header, which the host
+ * never reads: a guest as busy, for a yardstick.
  * The host must stay responsive and drop nothing but guest RAM; this
- * guest's own memory is lost, as it asked.
+ * guest's own memory is lost, as it asked.  It writes the header without
+ * the driver's lock, so the driver must not republish meanwhile (no
+ * granule change, hotplug or mode change: the test keeps tracking on) nor
+ * free the header (no unbind); unloading leaves the header active on a
+ * layout it leaks on purpose.
  */
 #include <linux/delay.h>
 #include <linux/io.h>
@@ -28,6 +34,8 @@ static unsigned int churn_ms = 200;
 module_param(churn_ms, uint, 0444);
 static unsigned int hold_ms = 200;
 module_param(hold_ms, uint, 0444);
+static bool dry;
+module_param(dry, bool, 0444);
 
 static struct virtio_balloon_fpb_header *hdr;
 static struct virtio_balloon_fpb_range *range;
@@ -36,33 +44,51 @@ static void *ones;
 static struct task_struct *task;
 static unsigned long bumps;
 
-static void publish(bool active)
+/* An odd seq: the host ignores the header until publish_end(). */
+static void publish_begin(void)
 {
-	u32 seq = le32_to_cpu(READ_ONCE(hdr->seq)) | 1;
-
-	WRITE_ONCE(hdr->seq, cpu_to_le32(seq));
+	WRITE_ONCE(hdr->seq, cpu_to_le32(le32_to_cpu(READ_ONCE(hdr->seq)) | 1));
 	/* odd seq before the layout changes, as the driver does it */
-	smp_wmb();
+	virt_wmb();
+}
+
+static void publish_end(bool active)
+{
+	u32 seq = le32_to_cpu(READ_ONCE(hdr->seq));
+
 	WRITE_ONCE(hdr->nr_ranges, cpu_to_le32(1));
 	WRITE_ONCE(hdr->ranges_gpa, cpu_to_le64(virt_to_phys(range)));
 	WRITE_ONCE(hdr->flags, cpu_to_le32(active ? VIRTIO_BALLOON_FPB_F_ACTIVE : 0));
 	/* the layout before the even seq that publishes it */
-	smp_wmb();
+	virt_wmb();
 	WRITE_ONCE(hdr->seq, cpu_to_le32(seq + 1));
 	bumps++;
+}
+
+static void publish(bool active)
+{
+	publish_begin();
+	publish_end(active);
 }
 
 static int attack(void *unused)
 {
 	bool active = false;
 
+	publish(true);
 	while (!kthread_should_stop()) {
 		unsigned long until = jiffies + msecs_to_jiffies(churn_ms);
 
 		while ((!hold_ms || time_before(jiffies, until)) && !kthread_should_stop()) {
-			publish(active);
-			active = !active;
+			/*
+			 * Rescheduled with seq odd: a host that reads while
+			 * this vCPU is off has nothing to believe, so the
+			 * churn lasts rather than a layout read in a pause.
+			 */
+			publish_begin();
 			cond_resched();
+			publish_end(active);
+			active = !active;
 		}
 		if (churn_ms)
 			publish(true);
@@ -80,6 +106,11 @@ static int __init fpb_hostile_init(void)
 	hdr = phys_to_virt(header_gpa);
 	if (le32_to_cpu(hdr->magic) != VIRTIO_BALLOON_FPB_MAGIC)
 		return -ENODEV;
+	if (dry) {
+		hdr = kmemdup(hdr, sizeof(*hdr), GFP_KERNEL);
+		if (!hdr)
+			return -ENOMEM;
+	}
 	nr_bits = end_pfn >> hdr->granule_order;
 	entries = DIV_ROUND_UP(nr_bits, 8ULL << hdr->page_shift);
 	range = kzalloc(sizeof(*range), GFP_KERNEL);
@@ -94,17 +125,25 @@ static int __init fpb_hostile_init(void)
 	range->nr_bits = cpu_to_le64(nr_bits);
 	range->pfn_table_gpa = cpu_to_le64(virt_to_phys(table));
 	range->nr_table_entries = cpu_to_le64(entries);
-	publish(true);
 	task = kthread_run(attack, NULL, "fpb_hostile");
-	if (IS_ERR(task))
-		goto nomem;
-	pr_info("fpb_hostile: attacking header %#lx: pfns 0-%#lx free, churn %u ms, hold %u ms\n",
-		header_gpa, end_pfn, churn_ms, hold_ms);
+	if (IS_ERR(task)) {
+		free_page((unsigned long)ones);
+		kfree(table);
+		kfree(range);
+		if (dry)
+			kfree(hdr);
+		return PTR_ERR(task);
+	}
+	pr_info("fpb_hostile: %s header %#lx: pfns 0-%#lx free, churn %u ms, hold %u ms\n",
+		dry ? "dry run on a copy of" : "attacking", header_gpa, end_pfn,
+		churn_ms, hold_ms);
 	return 0;
 nomem:
 	free_page((unsigned long)ones);
 	kfree(table);
 	kfree(range);
+	if (dry)
+		kfree(hdr);
 	return -ENOMEM;
 }
 
