@@ -29,8 +29,8 @@ SELFTESTS := free_page_bitmap madv_populate
 # What `make check` runs, in order.
 CHECKS := lint kunit boot selftest series-check
 
-.PHONY: help setup assemble refresh kernel boot kunit selftest lint series \
-	series-check bench-mm bench-pf check demo clean distclean
+.PHONY: help setup assemble refresh kernel kernel-distro boot kunit selftest lint \
+	series series-check bench-mm bench-mm-distro bench-pf check demo clean distclean
 
 help:
 	@echo "make demo       the main job (build, migrate with and without the bitmap)"
@@ -39,6 +39,7 @@ help:
 	@echo "make assemble   base kernel + patches/linux + our files -> $(LINUX)"
 	@echo "make refresh    edits made in $(LINUX) -> patches/linux and our files"
 	@echo "make kernel     build the guest bzImage in $(GUEST)"
+	@echo "make kernel-distro  the same on Debian's cloud-amd64 config (long; not in check)"
 	@echo "make boot       boot the guest under QEMU/TCG and run its smoke test"
 	@echo "make kunit      run the KUnit suites with kunit.py (x86_64, -smp 2)"
 	@echo "make selftest   run the kselftests in the guest"
@@ -50,7 +51,8 @@ help:
 	@echo "make qemu-fuzz  QEMU's fuzz target for the bitmap, FUZZ_SECONDS (default 60);"
 	@echo "                its own clang + ASan/UBSan build, not part of make check"
 	@echo "make peer-tests QEMU's migration-test --full against our QEMU (not in make check)"
-	@echo "make bench-mm   allocator cost (off/on/unpatched) and the hook disassembly"
+	@echo "make bench-mm   allocator cost (off/on/unpatched) and the hook disassembly,"
+	@echo "                then bench-mm-distro: the same on Debian's config"
 	@echo "make bench-pf   page_fault1/2: tracking on and free page reporting vs off"
 	@echo "make clean      remove the build directories (keeps sources, ccache)"
 	@echo "make distclean  remove $(FPB_CACHE) entirely"
@@ -106,6 +108,18 @@ bench-mm: assemble qemu
 	@bench/alloc-insn.sh
 	@bench/hook-disasm.sh
 	@$(MAKE) --no-print-directory bench-pf
+	@$(MAKE) --no-print-directory bench-mm-distro
+
+# The same figures on the kernel a distribution ships (bench/kernels.sh)
+bench-mm-distro: assemble qemu
+	@FPB_BENCH_KERNEL=distro bench/hook-disasm.sh
+	@FPB_BENCH_KERNEL=distro bench/alloc-insn.sh
+	@FPB_BENCH_KERNEL=distro bench/page-fault.sh
+
+# Debian's cloud-amd64 configuration with the feature: a full -O2 build
+# (about 45 min here the first time), so not part of make check
+kernel-distro: assemble
+	@FPB_BENCH_KERNEL=distro bench/kernels.sh on bzImage modules
 
 bench-pf: kernel qemu
 	@bench/page-fault.sh

@@ -1,14 +1,13 @@
 # shellcheck shell=bash
-# Sourced by bench/alloc.sh and bench/alloc-insn.sh: build the unpatched
-# kernel ("base") and ours ("guest") with the allocator benchmark module
+# Sourced by bench/alloc.sh and bench/alloc-insn.sh: build the kernels of
+# $bench_compared (bench/kernels.sh) with the allocator benchmark module
 # (bench/alloc/) and an initramfs holding it, in $KBUILD_DIR.
+. "$FPB_REPO/bench/kernels.sh"
 
-build_bench_kernel() { # NAME TREE [--base] -- CONFIGS...: bzImage, module, initramfs
-	local name=$1 tree=$2; shift 2
-	local base=()
-	if [ "$1" = --base ]; then base=(--base); shift; fi
-	[ "$1" = -- ] && shift
-	"$FPB_REPO/scripts/kernel.sh" "${base[@]}" "$name" "$@" -- bzImage modules
+build_bench_kernel() { # KIND: bzImage, module, initramfs
+	local kind=$1 name=${bench_names[$1]} tree=$LINUX_TREE
+	[ "$kind" = base ] && tree=$LINUX_BASE_TREE
+	bench_kernel "$kind" bzImage modules
 	rm -rf "$KBUILD_DIR/bench-$name" && mkdir -p "$KBUILD_DIR/bench-$name"
 	cp "$FPB_REPO"/bench/alloc/* "$KBUILD_DIR/bench-$name/"
 	make -s -C "$tree" O="$KBUILD_DIR/$name" LOCALVERSION= M="$KBUILD_DIR/bench-$name" modules ||
@@ -18,7 +17,6 @@ build_bench_kernel() { # NAME TREE [--base] -- CONFIGS...: bzImage, module, init
 }
 
 build_bench_kernels() {
-	build_bench_kernel base "$LINUX_BASE_TREE" --base -- "$FPB_REPO/configs/guest.config"
-	build_bench_kernel guest "$LINUX_TREE" -- "$FPB_REPO/configs/guest.config" \
-		"$FPB_REPO/configs/feature.config"
+	local kind
+	for kind in "${bench_compared[@]}"; do build_bench_kernel "$kind"; done
 }

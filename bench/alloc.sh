@@ -14,6 +14,8 @@ raw=$FPB_CACHE/logs/bench-alloc
 mkdir -p "$raw"
 
 . "$FPB_REPO/bench/alloc-kernels.sh"
+[ "${FPB_BENCH_KERNEL:-tiny}" = tiny ] ||
+	die "bench/alloc.sh times against the unpatched kernel: the tiny one only (alloc-insn.sh counts on both)"
 build_bench_kernels
 
 for name in base guest; do

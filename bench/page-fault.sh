@@ -7,19 +7,21 @@
 # pages per-cpu lists hold at the end of each window, which tracking
 # cannot see; and, in a second boot, the guest instructions per fault,
 # counted by QEMU's insn plugin, which timing under TCG cannot resolve.
-# Writes bench/results/page-fault.md.
+# Writes bench/results/page-fault.md, or with FPB_BENCH_KERNEL=distro
+# (Debian's configuration: bench/kernels.sh) page-fault-distro.md.
 #   bench/page-fault.sh [REPEATS [SECONDS [CYCLES]]]
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../scripts/lib.sh"
+. "$FPB_REPO/bench/kernels.sh"
 
 repeats=${1:-5} seconds=${2:-4} cycles=${3:-2}
-out=$FPB_REPO/bench/results/page-fault.md
-raw=$FPB_CACHE/logs/bench-page-fault
+out=$FPB_REPO/bench/results/page-fault$bench_suffix.md
+raw=$FPB_CACHE/logs/bench-page-fault$bench_suffix
 bin=$KBUILD_DIR/bench-pf
-kernel=$KBUILD_DIR/guest/arch/x86/boot/bzImage
+kernel=$KBUILD_DIR/${bench_names[on]}/arch/x86/boot/bzImage
 qemu=$KBUILD_DIR/qemu/qemu-system-x86_64
 mkdir -p "$raw" "$bin"
-[ -f "$kernel" ] || die "bench: no guest kernel at $kernel (make kernel)"
+bench_kernel on bzImage
 [ -x "$qemu" ] || die "bench: no QEMU at $qemu (make qemu)"
 
 step "build page_fault (static)"
@@ -127,7 +129,7 @@ PY
 {
 	echo "# page_fault1 and page_fault2: tracking on and free page reporting against off"
 	echo
-	echo "Command: \`bench/page-fault.sh $repeats $seconds\` ($(date -u +%Y-%m-%d), $("$qemu" --version | head -1) TCG, -smp 4, 2 GiB, host: $(nproc) CPUs)."
+	echo "Command: \`${bench_suffix:+FPB_BENCH_KERNEL=$FPB_BENCH_KERNEL }bench/page-fault.sh $repeats $seconds\` ($(date -u +%Y-%m-%d), $("$qemu" --version | head -1) TCG, -smp 4, 2 GiB, host: $(nproc) CPUs; kernel: $bench_what)."
 	echo "Each run: N tasks each mmap, write one byte per page of, and munmap 128 MiB in a loop (will-it-scale's page_fault1: anonymous; page_fault2: a private mapping of a tmpfs file); faults per second of all tasks over a ${seconds} s window after 1 s of warm-up; THP off, so that every fault allocates one page. The three modes run interleaved in one boot, their order rotated each repeat; ratios are per repeat (against off of the same repeat), median [min-max] of $repeats. Reporting: the guest's virtio_balloon driver bound to a device with free-page-reporting=on, tracking off; in off and on the driver is unbound. TCG timing is emulated and noisy on a 2-CPU host running 4 vCPUs: a ratio is only resolved to its spread."
 	echo
 	cat "$raw/table.md"

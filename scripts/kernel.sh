@@ -3,15 +3,17 @@
 # tree (--base: the unpatched base; --tree DIR), for x86_64, for 32-bit
 # x86 with --arch i386, or, with --arch arm64, cross-compiled with
 # Debian's aarch64-linux-gnu-gcc.
-#   kernel.sh [--base | --tree DIR] [--arch ARCH] BUILD_NAME FRAGMENT... [-- MAKE_TARGET...]
-# The .config is tinyconfig + the fragments; it is regenerated only when a
-# fragment or a Kconfig file changes, and every option a fragment asks for
+#   kernel.sh [--base | --tree DIR] [--arch ARCH] [--config FILE] BUILD_NAME FRAGMENT... [-- MAKE_TARGET...]
+# The .config is tinyconfig (or FILE, a whole configuration such as a
+# distribution's: scripts/distro-config.sh) + the fragments; it is
+# regenerated only when one of them or a Kconfig file changes, and every
+# option a fragment asks for
 # must survive olddefconfig (with KCONFIG_LENIENT=1, options this tree's
 # Kconfig does not know yet are let go: a series commit before they exist).
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-tree=$LINUX_TREE arch=() cross=
+tree=$LINUX_TREE arch=() cross='' start=''
 while :; do
 	case $1 in
 	--base) ensure_base_tree; tree=$LINUX_BASE_TREE ;;
@@ -23,6 +25,7 @@ while :; do
 		*)     die "kernel: only arm64 (cross) and i386 are known targets" ;;
 		esac
 		shift ;;
+	--config) start=$(readlink -f "$2"); shift ;;
 	*) break ;;
 	esac
 	shift
@@ -54,11 +57,15 @@ config_mismatches() {
 	done
 }
 
-key=$( { echo "${arch[*]}"; cat "${frags[@]}"; git -C "$tree" ls-tree -r HEAD |
+key=$( { echo "${arch[*]}"; cat ${start:+"$start"} "${frags[@]}"; git -C "$tree" ls-tree -r HEAD |
 	 grep -E '/Kconfig[^/]*$|	Kconfig$'; } | sha256sum | cut -c1-16)
 if [ "$(cat "$out/.config-key" 2>/dev/null)" != "$key" ] || [ ! -f "$out/.config" ]; then
-	step "configure $name: tinyconfig + ${frags[*]##*/}"
-	"${kmake[@]}" tinyconfig >/dev/null
+	step "configure $name: ${start:-tinyconfig} + ${frags[*]##*/}"
+	if [ -n "$start" ]; then
+		cp "$start" "$out/.config"
+	else
+		"${kmake[@]}" tinyconfig >/dev/null
+	fi
 	"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" \
 		"$out/.config" "${frags[@]}" >/dev/null
 	"${kmake[@]}" olddefconfig >/dev/null

@@ -18,6 +18,13 @@ cp "$guest/arch/x86/boot/bzImage" "$out/kernel/bzImage.tmp"
 cp "$guest/System.map" "$out/kernel/System.map.tmp"
 mv "$out/kernel/bzImage.tmp" "$out/kernel/bzImage"
 mv "$out/kernel/System.map.tmp" "$out/kernel/System.map"
+# The same for Debian's configuration, once make kernel-distro built it.
+distro=$FPB_CACHE/build/distro
+if [ -f "$distro/arch/x86/boot/bzImage" ] && [ -f "$distro/System.map" ]; then
+	mkdir -p "$out/kernel-distro"
+	cp "$distro/arch/x86/boot/bzImage" "$out/kernel-distro/bzImage"
+	cp "$distro/System.map" "$out/kernel-distro/System.map"
+fi
 for w in freed churn verify memhold kexec-boot; do
 	src=$here/workloads/$w.c bin=$out/bin/$w
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/workloads/wl.h" -nt "$bin" ]; then

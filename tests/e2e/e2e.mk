@@ -1,6 +1,7 @@
 # End-to-end live migrations (tests/e2e); included by the Makefile.
 #   make test-e2e  the migration scenarios, TAP (part of make check)
 #   make soak      20 ping-pong hops, granules and multifd in turn, oracle on each
+#   make test-distro  one migration of Debian's cloud-amd64 configuration (make kernel-distro)
 #   make bench     none / hinting / reporting / ours, 3 repeats -> bench/results/migration.*,
 #                  then make bench-postcopy: postcopy with and without the bitmap -> postcopy.md
 #   make demo      a churn migration without and with the bitmap, and what it saved
@@ -8,7 +9,7 @@
 
 E2E_QEMU := $(if $(wildcard qemu/qemu.mk),qemu)
 
-.PHONY: test-e2e soak bench bench-postcopy demo
+.PHONY: test-e2e soak test-distro bench bench-postcopy demo
 
 test-e2e: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh test
@@ -16,6 +17,10 @@ test-e2e: kernel $(E2E_QEMU)
 # not in make check: 20 oracle-checked hops (FPB_SOAK_HOPS), ~10 min
 soak: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh test soak
+
+# not in make check: a migration of Debian's configuration (kernel-distro)
+test-distro: kernel kernel-distro $(E2E_QEMU)
+	@tests/e2e/run.sh test distro
 
 bench: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh bench

@@ -29,6 +29,9 @@ STOCK_QEMU = "/usr/bin/qemu-system-x86_64"
 # rebuild in the middle of a run cannot mix them up.
 BZIMAGE = os.path.join(CACHE, "e2e/kernel/bzImage")
 SYSMAP = os.path.join(CACHE, "e2e/kernel/System.map")
+# and, once make kernel-distro has built it, the kernel of Debian's config
+DISTRO_BZIMAGE = os.path.join(CACHE, "e2e/kernel-distro/bzImage")
+DISTRO_SYSMAP = os.path.join(CACHE, "e2e/kernel-distro/System.map")
 INITRD = os.path.join(CACHE, "e2e/initramfs.cpio.gz")
 CPU_LOCK = "/var/lock/fpb-cpu.lock"
 
