@@ -83,7 +83,7 @@ cmd="bench/alloc-insn.sh $repeats $rounds"
 if [ "${bench_compared[0]}" = base ]; then
 	unpatched="Unpatched is Debian's 6.12.$LINUX_SUBLEVEL with the same config"
 else
-	unpatched="No unpatched kernel in this run (bench/kernels.sh: bench/results/hook-disasm$bench_suffix.md shows mm/page_alloc.o identical to ours with the feature off)"
+	unpatched="No unpatched kernel in this run (bench/kernels.sh; bench/results/hook-disasm$bench_suffix.md compares mm/page_alloc.o with ours with the feature off)"
 fi
 {
 	echo "# Instructions per buddy alloc+free"
