@@ -28,7 +28,7 @@ distro)	bench_suffix=-distro
 	bench_frags=("$FPB_REPO/configs/distro.config")
 	bench_feature=("$FPB_REPO/configs/distro-feature.config")
 	declare -gA bench_names=([base]=distro-base [off]=distro-off [on]=distro)
-	# no unpatched build to run: hook-disasm shows that off is unpatched
+	# no unpatched build to run: hook-disasm compares off with unpatched
 	# in mm/page_alloc.o, and a second full build costs ~45 min here
 	bench_compared=(on) ;;
 *)	die "bench: FPB_BENCH_KERNEL is tiny or distro, not '$FPB_BENCH_KERNEL'" ;;

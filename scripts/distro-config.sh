@@ -2,8 +2,9 @@
 # The configuration a distribution ships: Debian's linux-image cloud-amd64
 # of the pinned version, its /boot/config as shipped, with every module
 # left out (=m becomes "is not set"); configs/distro.config then builds in
-# what the guest needs and the feature.  Prints the path of the result,
-# $FPB_CACHE/distro/cloud-amd64.config; downloads only when it is absent.
+# what the guest needs, configs/distro-feature.config the feature.  Prints
+# the path of the result, $FPB_CACHE/distro/cloud-amd64.config; downloads
+# only when it is absent.
 #   distro-config.sh
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
