@@ -10,20 +10,22 @@ out=$FPB_CACHE/e2e
 stage=$out/stage
 rm -rf "$stage"
 mkdir -p "$stage/tests" "$stage/e2e" "$out/bin" "$out/kernel"
-# The guest kernel and its System.map (the oracle reads struct pages),
-# copied together so that a rebuild during a run cannot mix them up.
+# A kernel and its System.map (the oracle reads struct pages), copied
+# together so that a rebuild during a run cannot mix them up.
+copy_kernel() { # BUILD_DIR DEST_DIR
+	mkdir -p "$2"
+	cp "$1/arch/x86/boot/bzImage" "$2/bzImage.tmp"
+	cp "$1/System.map" "$2/System.map.tmp"
+	mv "$2/bzImage.tmp" "$2/bzImage"
+	mv "$2/System.map.tmp" "$2/System.map"
+}
 guest=$FPB_CACHE/build/guest
 [ -f "$guest/arch/x86/boot/bzImage" ] || die "e2e: no guest kernel (make kernel)"
-cp "$guest/arch/x86/boot/bzImage" "$out/kernel/bzImage.tmp"
-cp "$guest/System.map" "$out/kernel/System.map.tmp"
-mv "$out/kernel/bzImage.tmp" "$out/kernel/bzImage"
-mv "$out/kernel/System.map.tmp" "$out/kernel/System.map"
+copy_kernel "$guest" "$out/kernel"
 # The same for Debian's configuration, once make kernel-distro built it.
 distro=$FPB_CACHE/build/distro
 if [ -f "$distro/arch/x86/boot/bzImage" ] && [ -f "$distro/System.map" ]; then
-	mkdir -p "$out/kernel-distro"
-	cp "$distro/arch/x86/boot/bzImage" "$out/kernel-distro/bzImage"
-	cp "$distro/System.map" "$out/kernel-distro/System.map"
+	copy_kernel "$distro" "$out/kernel-distro"
 fi
 for w in freed churn verify memhold kexec-boot; do
 	src=$here/workloads/$w.c bin=$out/bin/$w

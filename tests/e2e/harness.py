@@ -895,14 +895,14 @@ def oracle_verdict(res):
                f"in the bitmap, {res['kernel_free']} free to the kernel only (buddy or per-cpu "
                f"list); bitmap {res['bitmap']} ({res['free']} free pages, {res['sampled']} "
                f"sampled: {len(res['wrong_free'])} in use, {res['in_flight']} between lists)")
+    kept = f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""
     if res["wrong_free"] or res["in_flight"] > res["in_flight_max"]:
         raise Failure(f"{summary}; pages the bitmap calls free are not free in the guest: "
                       + ", ".join(f"pfn {p:#x} refcount {rc}" for p, rc in res["wrong_free"][:20])
-                      + (f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""))
+                      + kept)
     if res["bad"]:
         raise Failure(f"{summary}; {len(res['bad'])} differing pages are IN USE: "
-                      + "; ".join(res.get("detail", []))
-                      + (f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""))
+                      + "; ".join(res.get("detail", [])) + kept)
     return summary
 
 
