@@ -17,10 +17,12 @@
  * (the log was cleared since the last sync, or the sync cleared it
  * itself): free_page_bitmap_filter() checks that state, whoever calls it.
  *
- * The layout is read and validated by free-page-bitmap-core.c.  The state
- * below is protected by fpb.lock: the migration thread (which does not
- * hold the BQL) filters under it, and the device changes the header under
- * it, so that no filter reads a header the device has forgotten.  The
+ * The layout is read and validated by free-page-bitmap-core.c; which
+ * memory is guest RAM, the only memory whose pages may be dropped, is
+ * free-page-bitmap-ram.c's to say.  The state below is protected by
+ * fpb.lock: the migration thread (which does not hold the BQL) filters
+ * under it, and the device changes the header under it, so that no
+ * filter reads a header the device has forgotten.  The
  * statistics have a lock of their own, never held across guest-controlled
  * work, so that query-migrate (under the BQL) never waits for a filter.
  * Lock order: bitmap_mutex, then fpb.lock, then fpb.stats_lock.
@@ -37,19 +39,14 @@
 #include "qemu/module.h"
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
-#include "qemu/units.h"
-#include "exec/address-spaces.h"
-#include "exec/memory.h"
 #include "exec/ramblock.h"
 #include "exec/target_page.h"
 #include "hw/boards.h"
-#include "hw/mem/pc-dimm.h"
-#include "hw/virtio/virtio-mem.h"
-#include "system/hostmem.h"
 #include "system/numa.h"
 #include "system/runstate.h"
 #include "migration/free-page-bitmap.h"
 #include "free-page-bitmap-core.h"
+#include "free-page-bitmap-ram.h"
 #include "qapi/qapi-types-migration.h"
 #include "migration-stats.h"
 #include "options.h"
@@ -57,8 +54,6 @@
 #include "ram.h"
 #include "trace.h"
 
-/* Guest-physical runs of one chunk; more (rare aliases) stay unfiltered. */
-#define FPB_MAX_WINDOWS 16
 /*
  * Bits are read again every this many pages sent (128 MiB of 4 KiB pages),
  * where the log is cleared: pages freed since the chunk's log was cleared,
@@ -67,14 +62,6 @@
 #define FPB_REFRESH_PAGES (1UL << 15)
 /* How often free_page_bitmap_wait_guest() looks at the guest's header. */
 #define FPB_WAIT_POLL_US (5 * 1000)
-
-/* A guest RAM block (see fpb_collect_guest_ram()) and where it is mapped */
-typedef struct FpbGuestRam {
-    RAMBlock *rb;
-    /* the windows of the whole block; nr > FPB_MAX_WINDOWS: too many */
-    unsigned nr;
-    FpbWindow w[FPB_MAX_WINDOWS];
-} FpbGuestRam;
 
 static struct {
     QemuMutex lock;
@@ -105,8 +92,6 @@ static struct {
     bool round_filtered;
     /* time spent filtering in that round */
     uint64_t round_ns;
-    /* guest RAM and where it is mapped, as of the round (FpbGuestRam) */
-    GArray *guest_ram;
 } fpb;
 
 /*
@@ -122,145 +107,19 @@ static void free_page_bitmap_init(void)
 
     qemu_mutex_init(&fpb.lock);
     qemu_mutex_init(&fpb.stats_lock);
-    fpb.guest_ram = g_array_new(false, true, sizeof(FpbGuestRam));
     fpb_filter_init(&fpb.filter, &limits);
     fpb.count_free = true;
 }
 migration_init(free_page_bitmap_init);
 
-/*
- * Guest RAM is the only memory whose pages may be dropped: the memory the
- * machine gave the guest (machine->ram, or the NUMA nodes' memdevs), and
- * the backends of pc-dimm (not NVDIMM) and virtio-mem devices, whatever
- * backs them: private or shared (vhost-user, virtiofs), anonymous, memfd
- * or a file, normal or huge pages.  Nothing else with a RAMBlock: VGA
- * VRAM, pflash and other ROM devices, option ROMs, NVDIMM, virtio-pmem,
- * ivshmem, ram_device BARs belong to a device or the firmware, whose
- * content the guest's page allocator knows nothing about.
- *
- * An allow-list, collected under the BQL when a migration starts (and
- * when a migrated header is checked): memory devices cannot be plugged
- * or unplugged while a migration runs (qdev_device_add(), qdev_unplug()).
- * Each entry also holds where the block is mapped, read-write, in guest-
- * physical space, refreshed once per sync round (fpb_map_guest_ram()).
- */
-static void fpb_add_guest_ram(HostMemoryBackend *backend)
-{
-    MemoryRegion *mr = backend ? host_memory_backend_get_memory(backend)
-                               : NULL;
-
-    if (mr && mr->ram_block) {
-        FpbGuestRam g = { .rb = mr->ram_block };
-
-        g_array_append_val(fpb.guest_ram, g);
-    }
-}
-
-static int fpb_add_memory_device(Object *obj, void *opaque)
-{
-    if (object_dynamic_cast(obj, TYPE_PC_DIMM) &&
-        !object_dynamic_cast(obj, "nvdimm")) {
-        fpb_add_guest_ram(PC_DIMM(obj)->hostmem);
-    } else if (object_dynamic_cast(obj, TYPE_VIRTIO_MEM)) {
-        fpb_add_guest_ram(VIRTIO_MEM(obj)->memdev);
-    }
-    return 0;
-}
-
-/* Collect the guest RAM blocks; BQL and fpb.lock held. */
-static void fpb_collect_guest_ram(void)
-{
-    MachineState *ms = current_machine;
-    NumaState *numa = ms->numa_state;
-
-    g_array_set_size(fpb.guest_ram, 0);
-    if (ms->ram && ms->ram->ram_block) {
-        FpbGuestRam g = { .rb = ms->ram->ram_block };
-
-        g_array_append_val(fpb.guest_ram, g);
-    }
-    for (int i = 0; numa && i < numa->num_nodes; i++) {
-        fpb_add_guest_ram(numa->nodes[i].node_memdev);
-    }
-    object_child_foreach_recursive(object_get_root(), fpb_add_memory_device,
-                                   NULL);
-}
-
-static FpbGuestRam *fpb_guest_ram(RAMBlock *rb)
-{
-    for (guint i = 0; rb && i < fpb.guest_ram->len; i++) {
-        FpbGuestRam *g = &g_array_index(fpb.guest_ram, FpbGuestRam, i);
-
-        if (g->rb == rb) {
-            return g;
-        }
-    }
-    return NULL;
-}
-
-/* Guest RAM that may hold the guest's bitmap: no discarded memory. */
-static bool fpb_plain_ram(MemoryRegion *mr, hwaddr xlat, hwaddr len)
-{
-    if (!memory_region_is_ram(mr) || !fpb_guest_ram(mr->ram_block)) {
-        return false;
-    }
-    if (memory_region_has_ram_discard_manager(mr)) {
-        RamDiscardManager *rdm = memory_region_get_ram_discard_manager(mr);
-        MemoryRegionSection s = {
-            .mr = mr,
-            .offset_within_region = xlat,
-            .size = int128_make64(len),
-        };
-
-        return ram_discard_manager_is_populated(rdm, &s);
-    }
-    return true;
-}
-
-/* Check (and with @buf, copy) [@gpa, @gpa + @len) of guest RAM. */
-static bool fpb_access(uint64_t gpa, void *buf, uint64_t len)
-{
-    uint8_t *p = buf;
-    FlatView *fv;
-
-    if (len > UINT64_MAX - gpa) {
-        return false;
-    }
-    RCU_READ_LOCK_GUARD();
-    fv = address_space_to_flatview(&address_space_memory);
-    while (len) {
-        hwaddr xlat, l = len;
-        MemoryRegion *mr = flatview_translate(fv, gpa, &xlat, &l, false,
-                                              MEMTXATTRS_UNSPECIFIED);
-
-        if (!l || !fpb_plain_ram(mr, xlat, l)) {
-            return false;
-        }
-        if (p) {
-            uint8_t *host = (uint8_t *)memory_region_get_ram_ptr(mr) + xlat;
-
-            if (l == sizeof(uint32_t) && !((uintptr_t)host & 3)) {
-                /* seq: one atomic load (see FpbOps.read) */
-                *(uint32_t *)p = qatomic_read((uint32_t *)host);
-            } else {
-                memcpy(p, host, l);
-            }
-            p += l;
-        }
-        gpa += l;
-        len -= l;
-    }
-    return true;
-}
-
 static bool fpb_read(void *opaque, uint64_t gpa, void *buf, uint64_t len)
 {
-    return fpb_access(gpa, buf, len);
+    return fpb_guest_ram_access(gpa, buf, len);
 }
 
 static bool fpb_is_ram(void *opaque, uint64_t gpa, uint64_t len)
 {
-    return fpb_access(gpa, NULL, len);
+    return fpb_guest_ram_access(gpa, NULL, len);
 }
 
 typedef struct FpbChunk {
@@ -277,117 +136,6 @@ static const FpbOps fpb_ops = {
     .read = fpb_read,
     .is_ram = fpb_is_ram,
 };
-
-/* Whether the flat range at @gpa is read-write (not PAM, not a ROM alias) */
-static bool fpb_writable(uint64_t gpa)
-{
-    MemoryRegionSection s = memory_region_find(get_system_memory(), gpa, 1);
-    bool rw = s.mr && !s.readonly;
-
-    if (s.mr) {
-        memory_region_unref(s.mr);
-    }
-    return rw;
-}
-
-/*
- * The first MiB of guest-physical memory is the firmware's on a PC (the
- * real-mode vectors and BIOS data, the EBDA, option ROMs shadowed in RAM),
- * and device models read it when their state is loaded: kvmvapic looks
- * for its option ROM there and fails the migration if it is gone.  Never
- * drop from it, whatever the guest's bits say; Linux keeps all of it
- * reserved (since 5.13), so no free page is lost.  Applied on every
- * target, where it costs at most that MiB (Arm's virt has no RAM there).
- */
-#define FPB_FIRMWARE_END (1 * MiB)
-
-/* flatview_cb: where a guest RAM block is mapped read-write. */
-static bool fpb_add_window(Int128 start, Int128 len, const MemoryRegion *mr,
-                           hwaddr off, void *opaque)
-{
-    FpbGuestRam *g = opaque;
-    uint64_t page = qemu_target_page_size(), a, b;
-    uint64_t gpa = int128_get64(start), skip = 0;
-
-    if (mr->ram_block != g->rb || !memory_region_is_ram((MemoryRegion *)mr) ||
-        !fpb_writable(gpa)) {
-        return false;
-    }
-    if (gpa < FPB_FIRMWARE_END) {
-        skip = MIN(FPB_FIRMWARE_END - gpa, int128_get64(len));
-    }
-    a = ROUND_UP(off + skip, page);
-    b = QEMU_ALIGN_DOWN(MIN(off + int128_get64(len), g->rb->used_length),
-                        page);
-    if (a >= b) {
-        return false;
-    }
-    if (g->nr < FPB_MAX_WINDOWS) {
-        g->w[g->nr] = (FpbWindow) {
-            .gpa = gpa + (a - off),
-            .first_page = a >> qemu_target_page_bits(),
-            .npages = (b - a) >> qemu_target_page_bits(),
-        };
-    }
-    g->nr++;
-    return false;
-}
-
-/*
- * A page mapped at two guest-physical addresses would have two bits; drop
- * the windows that overlap rather than decide which one to believe.
- */
-static void fpb_drop_aliases(FpbGuestRam *g)
-{
-    bool bad[FPB_MAX_WINDOWS] = { false };
-    unsigned i, j, n = 0;
-
-    for (i = 0; i < g->nr; i++) {
-        for (j = i + 1; j < g->nr; j++) {
-            if (g->w[i].first_page < g->w[j].first_page + g->w[j].npages &&
-                g->w[j].first_page < g->w[i].first_page + g->w[i].npages) {
-                bad[i] = bad[j] = true;
-            }
-        }
-    }
-    for (i = 0; i < g->nr; i++) {
-        if (!bad[i]) {
-            g->w[n++] = g->w[i];
-        }
-    }
-    g->nr = n;
-}
-
-/*
- * Where each guest RAM block is mapped now, and the end of guest RAM in
- * guest-physical space (what a layout may cover): once per sync round.
- * A block mapped in more windows than we keep is not filtered at all.
- */
-static uint64_t fpb_map_guest_ram(void)
-{
-    uint64_t max_gpa = 0;
-
-    RCU_READ_LOCK_GUARD();
-    for (guint i = 0; i < fpb.guest_ram->len; i++) {
-        FpbGuestRam *g = &g_array_index(fpb.guest_ram, FpbGuestRam, i);
-        FlatView *fv = address_space_to_flatview(&address_space_memory);
-
-        g->nr = 0;
-        flatview_for_each_range(fv, fpb_add_window, g);
-        if (g->nr > FPB_MAX_WINDOWS) {
-            warn_report_once("free page bitmap: RAM block %s is mapped in "
-                             "%u places, its free pages are migrated",
-                             g->rb->idstr, g->nr);
-            g->nr = 0;
-        }
-        fpb_drop_aliases(g);
-        for (unsigned j = 0; j < g->nr; j++) {
-            max_gpa = MAX(max_gpa, g->w[j].gpa +
-                          (g->w[j].npages << qemu_target_page_bits()));
-        }
-    }
-    return max_gpa;
-}
 
 /*
  * Ranges per NUMA node a layout may have: Linux publishes one per zone,
@@ -406,7 +154,7 @@ static void fpb_update_limits(void)
         .max_loads = 1,
     };
 
-    limits.max_gpa = fpb_map_guest_ram();
+    limits.max_gpa = fpb_guest_ram_map();
     fpb.filter.limits = limits;
     fpb_filter_new_round(&fpb.filter);
 }
@@ -449,7 +197,7 @@ bool free_page_bitmap_active(void)
 /* Only guest RAM (see FpbGuestRam) */
 static bool fpb_block_droppable(RAMBlock *rb)
 {
-    return fpb_guest_ram(rb) != NULL;
+    return fpb_guest_ram_find(rb) != NULL;
 }
 
 /* Whether the dirty log of the chunk holding @offset was cleared. */
@@ -521,7 +269,7 @@ static void fpb_start_round(void)
 /* Where @c's pages are in guest-physical space, as of this round. */
 static void fpb_find_windows(FpbChunk *c)
 {
-    FpbGuestRam *g = fpb_guest_ram(c->rb);
+    FpbGuestRam *g = fpb_guest_ram_find(c->rb);
     uint64_t first = ROUND_UP(c->start, 1ULL << c->tp_bits) >> c->tp_bits;
     uint64_t end = c->end >> c->tp_bits;
 
@@ -540,8 +288,12 @@ static void fpb_find_windows(FpbChunk *c)
     }
 }
 
-/* Drop the free pages of [@start, @end) of @rb; fpb.lock held. */
-static uint64_t fpb_filter_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
+/*
+ * Drop (@drop) or only count the free pages of [@start, @end) of @rb that
+ * are dirty; fpb.lock held.  Returns the pages dropped or counted.
+ */
+static uint64_t fpb_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end,
+                        bool drop)
 {
     FpbChunk c = {
         .rb = rb,
@@ -550,100 +302,91 @@ static uint64_t fpb_filter_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
         .tp_bits = qemu_target_page_bits(),
     };
     const char *reason = "";
-    uint64_t cleared = 0, t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    uint64_t pages = 0, t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     FpbStatus ret;
 
     WITH_RCU_READ_LOCK_GUARD() {
         fpb_find_windows(&c);
-        ret = fpb_filter(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w,
-                         c.nr, rb->bmap, rb->fpb_unsent_bmap, &cleared,
-                         &reason);
-    }
-
-    if (ret == FPB_OK && fpb.test_drop_in_use) {
-        cleared += fpb_test_drop_in_use(rb, &c);
+        if (drop) {
+            ret = fpb_filter(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w,
+                             c.nr, rb->bmap, rb->fpb_unsent_bmap, &pages,
+                             &reason);
+        } else {
+            ret = fpb_count(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w,
+                            c.nr, rb->bmap, &pages, &reason);
+        }
     }
     if (ret == FPB_REJECTED) {
         fpb_reject(reason);
-    } else if (ret == FPB_OK) {
+    }
+    if (ret != FPB_OK) {
+        pages = 0;
+    } else if (drop) {
+        if (fpb.test_drop_in_use) {
+            pages += fpb_test_drop_in_use(rb, &c);
+        }
         QEMU_LOCK_GUARD(&fpb.stats_lock);
-
         if (!fpb.round_filtered) {
             fpb.round_filtered = true;
             fpb.stats.filtered_syncs++;
             fpb.stats.skipped_pages_last = 0;
         }
-        fpb.stats.skipped_pages += cleared;
-        fpb.stats.skipped_pages_last += cleared;
+        fpb.stats.skipped_pages += pages;
+        fpb.stats.skipped_pages_last += pages;
         fpb.round_ns += qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0;
         fpb.stats.filter_time_last = fpb.round_ns / 1000;
         fpb.stats.filter_time_max = MAX(fpb.stats.filter_time_max,
                                         fpb.stats.filter_time_last);
     }
-    trace_free_page_bitmap_filter(rb->idstr, start, end - start, ret, cleared,
-                                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0);
-    return cleared;
+    if (drop) {
+        trace_free_page_bitmap_filter(rb->idstr, start, end - start, ret,
+                                      pages,
+                                      qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
+                                      t0);
+    } else {
+        trace_free_page_bitmap_count(rb->idstr, start, end - start, ret,
+                                     pages);
+    }
+    return pages;
+}
+
+/*
+ * fpb_run() over the chunks of [@start, @end) of @rb whose dirty log is
+ * clear (@drop: every drop is bound to a cleared log) or, counting, still
+ * to clear (the others were filtered already); fpb.lock held.
+ */
+static uint64_t fpb_run_chunks(RAMBlock *rb, ram_addr_t start,
+                               ram_addr_t end, bool drop)
+{
+    uint64_t pages = 0;
+
+    fpb_start_round();
+    while (start < end && !fpb.rejected) {
+        ram_addr_t first = fpb_run_end(rb, start, end, !drop);
+        ram_addr_t last = fpb_run_end(rb, first, end, drop);
+
+        if (last > first) {
+            pages += fpb_run(rb, first, last, drop);
+        }
+        start = last;
+    }
+    return pages;
 }
 
 uint64_t free_page_bitmap_filter(RAMBlock *rb, ram_addr_t start,
                                  ram_addr_t size)
 {
-    ram_addr_t end = MIN(start + size, rb->used_length);
-    uint64_t cleared = 0;
-
     QEMU_LOCK_GUARD(&fpb.lock);
     if (!fpb.header_gpa || fpb.rejected || !free_page_bitmap_active() ||
         !fpb_block_droppable(rb)) {
         return 0;
     }
-
-    fpb_start_round();
-
-    /*
-     * Every drop is bound to a cleared dirty log: skip the chunks whose
-     * log the last sync left for migration to clear and it has not yet.
-     */
-    while (start < end && !fpb.rejected) {
-        ram_addr_t run = fpb_run_end(rb, start, end, true);
-
-        if (run > start) {
-            cleared += fpb_filter_run(rb, start, run);
-        }
-        start = fpb_run_end(rb, run, end, false);
-    }
-    return cleared;
-}
-
-/* Count the free pages of [@start, @end) of @rb that are dirty. */
-static uint64_t fpb_count_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
-{
-    FpbChunk c = {
-        .rb = rb,
-        .start = start,
-        .end = end,
-        .tp_bits = qemu_target_page_bits(),
-    };
-    const char *reason = "";
-    uint64_t count = 0;
-    FpbStatus ret;
-
-    WITH_RCU_READ_LOCK_GUARD() {
-        fpb_find_windows(&c);
-        ret = fpb_count(&fpb.filter, &fpb_ops, &c, fpb.header_gpa, c.w, c.nr,
-                        rb->bmap, &count, &reason);
-    }
-    if (ret == FPB_REJECTED) {
-        fpb_reject(reason);
-    }
-    trace_free_page_bitmap_count(rb->idstr, start, end - start, ret, count);
-    return ret == FPB_OK ? count : 0;
+    return fpb_run_chunks(rb, start, MIN(start + size, rb->used_length),
+                          true);
 }
 
 uint64_t free_page_bitmap_count(RAMBlock *rb)
 {
-    ram_addr_t start = 0, end = rb->used_length;
-    uint64_t count = 0;
-
     /*
      * The count steers decisions made while the guest runs (remaining,
      * the dirty rate, convergence).  With the guest stopped (the final
@@ -658,19 +401,7 @@ uint64_t free_page_bitmap_count(RAMBlock *rb)
         !free_page_bitmap_active() || !fpb_block_droppable(rb)) {
         return 0;
     }
-    fpb_start_round();
-    /* Only where the log is still to clear: the rest was filtered. */
-    while (start < end && !fpb.rejected) {
-        ram_addr_t run;
-
-        start = fpb_run_end(rb, start, end, true);
-        run = fpb_run_end(rb, start, end, false);
-        if (run > start) {
-            count += fpb_count_run(rb, start, run);
-        }
-        start = run;
-    }
-    return count;
+    return fpb_run_chunks(rb, 0, rb->used_length, false);
 }
 
 void free_page_bitmap_note_free_dirty(uint64_t counted, uint64_t discounted)
@@ -804,7 +535,7 @@ void free_page_bitmap_set_enabled(bool enabled)
      */
     if (enabled) {
         fpb.rejected = false;
-        fpb_collect_guest_ram();
+        fpb_guest_ram_collect();
     }
     fpb.round = 0;
     fpb_last.rb = NULL;
@@ -816,8 +547,8 @@ bool free_page_bitmap_check_header(uint64_t gpa)
     struct virtio_balloon_fpb_header h;
 
     QEMU_LOCK_GUARD(&fpb.lock);
-    fpb_collect_guest_ram();
-    if (!(gpa & 7) && fpb_access(gpa, &h, sizeof(h)) &&
+    fpb_guest_ram_collect();
+    if (!(gpa & 7) && fpb_guest_ram_access(gpa, &h, sizeof(h)) &&
         le32_to_cpu(h.magic) == VIRTIO_BALLOON_FPB_MAGIC) {
         return true;
     }
