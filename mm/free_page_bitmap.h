@@ -54,7 +54,7 @@ DECLARE_PER_CPU(bool, free_page_bitmap_unfenced);
 static __always_inline void fpb_write(unsigned long *bits, unsigned long idx,
 				      unsigned int nr_order, bool set)
 {
-	unsigned long mask, *word = &bits[BIT_WORD(idx)];
+	unsigned long mask;
 
 	if (likely(!nr_order)) {
 		if (set)
@@ -72,13 +72,24 @@ static __always_inline void fpb_write(unsigned long *bits, unsigned long idx,
 	}
 	mask = ((1UL << (1U << nr_order)) - 1) << (idx % BITS_PER_LONG);
 	if (set)
-		*word |= mask;
+		bits[BIT_WORD(idx)] |= mask;
 	else
-		*word &= ~mask;
+		bits[BIT_WORD(idx)] &= ~mask;
 }
 
 /*
- * The 2^@order pages at @page (or, with @page NULL, at @pfn), in a free
+ * The first page frame a hook is about: a free passes its frame number, the
+ * others the page.  @op is a constant in every caller, so the choice costs
+ * nothing, where testing @page for NULL would cost a test and a branch.
+ */
+static __always_inline unsigned long fpb_pfn(struct page *page,
+					     unsigned long pfn, enum fpb_op op)
+{
+	return op == FPB_FREE ? pfn : page_to_pfn(page);
+}
+
+/*
+ * The 2^@order pages at @page (for FPB_FREE, at @pfn), in a free
  * block of order @free_order (the block they leave or the one they
  * merged into), become free (@op is FPB_FREE) or stop being free.  A free
  * block smaller than a granule leaves the granule's bit clear: the
@@ -100,19 +111,18 @@ static __always_inline void fpb_update(struct zone *zone, struct page *page,
 
 	lockdep_assert_held(&zone->lock);
 	if (IS_ENABLED(CONFIG_DEBUG_VM) &&
-	    !__free_page_bitmap_check(zone, page ? page_to_pfn(page) : pfn,
-				      order, free_order, op))
+	    !__free_page_bitmap_check(zone, fpb_pfn(page, pfn, op), order,
+				      free_order, op))
 		return;
 	if (!static_branch_unlikely(&free_page_bitmap_granule_any)) {
-		fpb_write(zone->free_page_bits, page ? page_to_pfn(page) : pfn,
-			  order, set);
+		fpb_write(zone->free_page_bits, fpb_pfn(page, pfn, op), order, set);
 		return;
 	}
 	g = zone->free_page_granule;
 	if (free_order < g)
 		return;
-	pfn = page ? page_to_pfn(page) : pfn;
-	fpb_write(zone->free_page_bits, pfn >> g, order > g ? order - g : 0, set);
+	fpb_write(zone->free_page_bits, fpb_pfn(page, pfn, op) >> g,
+		  order > g ? order - g : 0, set);
 }
 
 /**
