@@ -54,6 +54,7 @@ help:
 	@echo "make bench-mm   allocator cost (off/on/unpatched) and the hook disassembly,"
 	@echo "                then bench-mm-distro: the same on Debian's config"
 	@echo "make bench-pf   page_fault1/2: tracking on and free page reporting vs off"
+	@echo "make bench-granule  free memory found and bytes sent at granule 0, 3 and 9"
 	@echo "make clean      remove the build directories (keeps sources, ccache)"
 	@echo "make distclean  remove $(FPB_CACHE) entirely"
 

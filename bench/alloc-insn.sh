@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per buddy alloc+free, exact: orders 0, 3 and 9 in the
 # unpatched kernel and in ours with tracking off and on (granule orders 0
-# and 9).  QEMU's own instruction-count plugin (tests/tcg/plugins/insn.c
+# 3 and 9).  QEMU's own instruction-count plugin (tests/tcg/plugins/insn.c
 # of our QEMU tree, built for Debian's QEMU of the same version) reports
 # the instructions a vCPU executed between the benchmark module's
 # markers; the module runs R and then 2R rounds with interrupts off, so
@@ -60,21 +60,23 @@ for name in names:
         mode = run["mode"] + ("" if run["granule"] == "-" else " g" + run["granule"])
         cost.setdefault((run["order"], run["blocks"], run.get("pcp", "auto"), mode), []).append((d2 - d1) / ops)
 # no unpatched kernel in the run (FPB_BENCH_KERNEL=distro): its columns are "-"
-modes = ("unpatched", "off", "on g0", "on g9") if "unpatched" in {k[3] for k in cost} else ("off", "on g0", "on g9")
-print("| order | MiB per round | unpatched | off | on, granule 0 | on, granule 9 | off - unpatched | on g0 - off | on g9 - off |")
-print("|---|---|---|---|---|---|---|---|---|")
+on = ("on g0", "on g3", "on g9")
+modes = (("unpatched", "off") if "unpatched" in {k[3] for k in cost} else ("off",)) + on
+print("| order | MiB per round | unpatched | off | on, granule 0 | on, granule 3 | on, granule 9 "
+      "| off - unpatched | on g0 - off | on g3 - off | on g9 - off |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for order, blocks, pcp in sorted({k[:3] for k in cost}, key=lambda k: (int(k[0]), int(k[1]), k[2])):
     if any((order, blocks, pcp, m) not in cost for m in modes):
         sys.exit(f"bench: order {order}, {blocks} blocks, pcp {pcp}: a mode is missing")
     v = {m: cost[(order, blocks, pcp, m)] for m in modes}
-    u, f, o0, o9 = (statistics.median(v[m]) if m in v else None
-                    for m in ("unpatched", "off", "on g0", "on g9"))
+    med = {m: statistics.median(v[m]) for m in v}
     cell = lambda m: "%.1f [%.1f-%.1f]" % (statistics.median(v[m]), min(v[m]), max(v[m])) if m in v else "-"
-    off_minus_unpatched = "-" if u is None else f"{f - u:+.1f}"
+    off_minus_unpatched = f"{med['off'] - med['unpatched']:+.1f}" if "unpatched" in med else "-"
     mib = (int(blocks) << int(order)) * 4096 >> 20
     mib = f"{mib}, per-cpu lists at their floor" if pcp == "floor" else mib
-    print(f"| {order} | {mib} | {cell('unpatched')} | {cell('off')} | {cell('on g0')} | {cell('on g9')} "
-          f"| {off_minus_unpatched} | {o0 - f:+.1f} | {o9 - f:+.1f} |")
+    print(f"| {order} | {mib} | {cell('unpatched')} | {cell('off')} | "
+          + " | ".join(cell(m) for m in on) + f" | {off_minus_unpatched} | "
+          + " | ".join(f"{med[m] - med['off']:+.1f}" for m in on) + " |")
 PY
 
 qemu_version=$(qemu-system-x86_64 --version)

@@ -18,6 +18,11 @@
     bench.py classify [--workloads a,b]
         only the runs that classify the pages sent (part of bench), then
         the report again
+    bench.py granule [--repeats N]
+        the default mode with the device proposing granule order 0, 3 and
+        9 on churn, freed, freed4g, pagecache (churn's chunks in tmpfs
+        files) and fragment (freed, one page in 4 kept), transparent huge
+        pages off for the last two -> bench/results/granule.md
     bench.py demo
         churn (and freed) migrations of a 1 GiB guest without and with the
         bitmap, and a short table of what the bitmap saved.
@@ -47,7 +52,10 @@ MODES = ("none", "hinting", "reporting", "ours", "ours-always", "ours-nocount")
 MODE_NAMES = {"none": "none", "hinting": "free page hinting",
               "reporting": "free page reporting", "ours": "free page bitmap",
               "ours-always": "bitmap, tracking always",
-              "ours-nocount": "bitmap, free counted as dirty"}
+              "ours-nocount": "bitmap, free counted as dirty",
+              "ours-g3": "bitmap, granule 3", "ours-g9": "bitmap, granule 9"}
+# The granule order each mode's device proposes (bench.py granule)
+GRANULES = {"ours": 0, "ours-g3": 3, "ours-g9": 9}
 # Workloads: guest RAM, workload and its arguments, how to know it is ready.
 WORKLOADS = {
     # 256 MiB working set, 8 MiB chunks (4 live), 96 MiB/s written
@@ -56,7 +64,15 @@ WORKLOADS = {
     "freed": ("2G", 2048 * MIB, "freed", "-m 1536 -k 256", r"fpb-wl: freed freed mib="),
     # the same with 4 GiB (2 GiB of it above 4 GiB on q35), 3 GiB freed
     "freed4g": ("4G", 4096 * MIB, "freed", "-m 3072 -k 256", r"fpb-wl: freed freed mib="),
+    # churn with its chunks in page cache (tmpfs files), THP off
+    "pagecache": ("2G", 2048 * MIB, "churn", "-w 256 -c 8 -n 4 -r 96 -p 1",
+                  r"fpb-wl: churn started"),
+    # freed, but one page in 4 of the 1.5 GiB kept: free memory in pieces, THP off
+    "fragment": ("2G", 2048 * MIB, "freed", "-m 1536 -k 256 -f 4", r"fpb-wl: freed freed mib="),
 }
+# What `bench` runs by default; the others are for `granule`
+MIGRATION_WORKLOADS = ("churn", "freed", "freed4g")
+THP_OFF = ("pagecache", "fragment")
 # FPB_BENCH_MIBPS: another max-bandwidth (MiB/s), e.g. to make churn hard to converge
 BANDWIDTH = int(os.environ.get("FPB_BENCH_MIBPS") or 128) * MIB
 DOWNTIME_MS = 300
@@ -66,10 +82,29 @@ def log(msg):
     print(msg, flush=True)
 
 
-def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=False):
+def tracked_free_pages(guest):
+    """What the guest's bitmap finds free at its granule right now: tracking
+    turned on for a moment (enabled=always), read, and handed back to the
+    host (enabled=host) before the migration asks for it again."""
+    sysfs = "/sys/kernel/mm/free_page_bitmap"
+    guest.sh(f"echo always > {sysfs}/enabled")
+    deadline = time.monotonic() + 30
+    while guest.sysfs("active") != "1":
+        if time.monotonic() > deadline:
+            raise Failure("tracking did not start within 30 s: "
+                          + guest.sysfs("inactive_reason"))
+        time.sleep(0.2)
+    pages = int(guest.sysfs("tracked_free_pages"))
+    guest.sh(f"echo host > {sysfs}/enabled")
+    return pages
+
+
+def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=False,
+            probe=False):
     """Boot, load, migrate once; return a dict of the measurements.  CLASSIFY:
     trace every page the destination loads and say where the bytes went
-    (slower: such a run is not one of the timed repeats)."""
+    (slower: such a run is not one of the timed repeats).  PROBE: read what
+    the bitmap tracks as free just before the migration."""
     wmem, wram, prog, wargs, ready = WORKLOADS[workload]
     mem, ram, args = mem or wmem, ram or wram, args or wargs
     qemu = patched_qemu() or STOCK_QEMU
@@ -77,29 +112,37 @@ def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=Fal
     os.makedirs(workdir)
     guests = []
     # ours-always: the same device, the guest keeps its bitmap all the time
-    # instead of building it when the migration starts
-    dev = "ours" if mode == "ours-always" else mode
+    # instead of building it when the migration starts; ours-gN: the device
+    # proposes granule order N
+    dev = "ours" if mode == "ours-always" or mode in GRANULES else mode
+    shift = PAGE.bit_length() - 1 + GRANULES.get(mode, 0)
+    dev_args = ("-global", f"virtio-balloon-device.x-free-page-bitmap-granule-shift={shift}"
+                ) if GRANULES.get(mode) else ()
     try:
-        src = Guest(workdir, "src", qemu=qemu, mode=dev, mem=mem)
+        src = Guest(workdir, "src", qemu=qemu, mode=dev, mem=mem, extra=dev_args)
         guests.append(src)
         src.start()
         src.wait_ready()
         if mode == "ours-always":
             src.sh("echo always > /sys/kernel/mm/free_page_bitmap/enabled")
+        if workload in THP_OFF:
+            src.sh("echo never > /sys/kernel/mm/transparent_hugepage/enabled && "
+                   "echo never > /sys/kernel/mm/transparent_hugepage/shmem_enabled")
         start = src.offset()
         src.start_workload(prog, args)
         src.wait_for(ready, 300, start, what=ready)
         base = None
-        if workload == "churn":
+        if prog == "churn":
             time.sleep(3)
             off = src.offset()
             time.sleep(5)
             base = rate(src.progress(off).get(prog, []))
         in_use = ram - src.meminfo()["MemFree"]
+        tracked = tracked_free_pages(src) if probe else None
         trace = os.path.join(workdir, "dst-pages.log")
         extra = ("-trace", "enable=ram_load_loop", "-D", trace) if classify else ()
         dst = Guest(workdir, "dst", qemu=qemu, mode=dev, mem=mem, incoming=True, paused=True,
-                    extra=extra)
+                    extra=dev_args + extra)
         guests.append(dst)
         dst.start()
         m = Migration(src, dst, os.path.join(workdir, "mig.sock"), bandwidth=BANDWIDTH,
@@ -107,7 +150,8 @@ def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=Fal
         m.start()
         m.finish()
         st = m.stats()
-        st.update(mode=mode, workload=workload, in_use=in_use, ram=ram)
+        st.update(mode=mode, workload=workload, in_use=in_use, ram=ram,
+                  granule_order=GRANULES.get(mode), tracked=tracked)
         during = rate(src.progress(m.console_start, m.console_end).get(prog, []))
         st["progress"] = during / base if base and during else None
         if classify:
@@ -217,7 +261,7 @@ def table(results, modes, workloads):
         ("ideal MiB (in use)", col("in_use", scale=MIB)),
         ("source CPU s", col("src_cpu_s", "{:.2f}")),
         ("guest progress", lambda rs, w, mo: col("progress", "{:.2f}")(rs, w, mo)
-         if w == "churn" else "idle"),
+         if WORKLOADS[w][2] == "churn" else "idle"),
     ])
 
 
@@ -343,7 +387,7 @@ def cmd_bench(argv):
     repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 3
     modes = argv[argv.index("--modes") + 1].split(",") if "--modes" in argv else list(MODES)
     workloads = (argv[argv.index("--workloads") + 1].split(",") if "--workloads" in argv
-                 else list(WORKLOADS))
+                 else list(MIGRATION_WORKLOADS))
     missing = feature_missing()
     if missing:
         for mo in [m for m in modes if m.startswith("ours")]:
@@ -473,6 +517,75 @@ Raw results (one JSON object per run) were in `{raw}`.
     print(table(results, modes, workloads))
 
 
+def cmd_granule(argv):
+    """Free memory found and bytes sent at granule orders 0, 3 and 9."""
+    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
+    missing = feature_missing()
+    if missing:
+        log(f"bench: granule: nothing to measure without the feature: {missing}")
+        return 1
+    modes, workloads = list(GRANULES), list(WORKLOADS)
+    os.makedirs(OUT, exist_ok=True)
+    raw = os.path.join(OUT, "granule.jsonl")
+
+    def summary(st):
+        return (f"free {(st['ram'] - st['in_use']) / MIB:.0f} MiB, tracked "
+                f"{st['tracked'] * PAGE / MIB:.0f} MiB, sent {st['transferred'] / MIB:.0f} MiB")
+
+    def run(mode, workload, workdir):
+        return one_run(mode, workload, workdir, probe=True)
+    results = run_matrix(run, modes, workloads, repeats, raw, summary)
+    if results is None:
+        return 1
+    rows = md_table(results, modes, workloads, MODE_NAMES, [
+        ("free at the start MiB", lambda rs, w, mo: fmt([(r["ram"] - r["in_use"]) / MIB
+                                                         for r in rs])),
+        ("tracked free MiB", lambda rs, w, mo: fmt([r["tracked"] * PAGE / MIB for r in rs])),
+        ("skipped MiB", lambda rs, w, mo: fmt([(r["skipped"] or 0) * PAGE / MIB for r in rs])),
+        ("sent MiB", col("transferred", scale=MIB)),
+        ("sent / in use", lambda rs, w, mo: fmt([r["transferred"] / r["in_use"] for r in rs],
+                                                "{:.2f}") + "x"),
+        ("total s", col("total_ms", "{:.1f}", 1000)),
+        ("downtime ms", col("downtime_ms")),
+        ("filter max us", col("filter_us_max")),
+        ("source CPU s", col("src_cpu_s", "{:.2f}")),
+    ])
+    md = os.path.join(REPO, "bench/results/granule.md")
+    with open(md, "w") as f:
+        f.write(f"""# The granule: free memory found, bytes sent
+
+Produced by `make bench-granule  # = tests/e2e/run.sh granule {' '.join(argv)}`
+(finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(os.path.getmtime(raw)))}), the
+guests, QEMU and migration settings of migration.md; the default mode
+(`enabled=host`), the device proposing granule order 0, 3 or 9
+(`x-free-page-bitmap-granule-shift`). Each cell: median [min-max] of
+{repeats} repeat(s).
+
+- churn, freed, freed4g: as in migration.md.
+- pagecache: `churn {WORKLOADS['pagecache'][3]}`: churn's chunks are tmpfs
+  files (page cache), transparent huge pages off (anonymous and shmem).
+- fragment: `freed {WORKLOADS['fragment'][3]}`: 1.5 GiB written, then one page
+  in 4 of it kept and the others freed one by one out of order, THP off:
+  1152 MiB free in pieces of at most 3 pages.
+- free at the start: MemFree when the workload was ready (pages on the
+  per-cpu lists are not in it); tracked free: what the bitmap held at the
+  granule just before the migration (tracking turned on for a moment,
+  `tracked_free_pages` read, handed back to the host; the build drains
+  the per-cpu lists once, so it can exceed MemFree); skipped: pages the
+  filter left out, over all syncs (a page can be skipped in more than
+  one); filter max: the longest filter run of one sync.
+
+{rows}
+
+The cost of each granule on the allocator's hot path is in
+alloc-insn.md and alloc-insn-distro.md; the default chosen from both is
+explained in Documentation/mm/free_page_bitmap.rst ("Granule").
+""")
+    log(f"bench: wrote {md}")
+    print(rows)
+    return 0
+
+
 # The demo: 1 GiB guests; churn as in the benchmark, and 640 MiB freed.
 DEMO = (("churn", WORKLOADS["churn"][3]), ("freed", "-m 640 -k 128"))
 
@@ -538,7 +651,7 @@ def cmd_report(argv):
 
 def main(argv):
     cmds = {"bench": cmd_bench, "demo": cmd_demo, "report": cmd_report,
-            "classify": cmd_classify}
+            "classify": cmd_classify, "granule": cmd_granule}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

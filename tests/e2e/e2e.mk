@@ -4,12 +4,14 @@
 #   make test-distro  one migration of Debian's cloud-amd64 configuration (make kernel-distro)
 #   make bench     none / hinting / reporting / ours, 3 repeats -> bench/results/migration.*,
 #                  then make bench-postcopy: postcopy with and without the bitmap -> postcopy.md
+#   make bench-granule  the default mode at granule orders 0, 3 and 9, five workloads
+#                  -> bench/results/granule.md
 #   make demo      a churn migration without and with the bitmap, and what it saved
 # Every run needs the guest kernel and, for the bitmap, the patched QEMU.
 
 E2E_QEMU := $(if $(wildcard qemu/qemu.mk),qemu)
 
-.PHONY: test-e2e soak test-distro bench bench-postcopy demo
+.PHONY: test-e2e soak test-distro bench bench-postcopy bench-granule demo
 
 test-e2e: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh test
@@ -28,6 +30,9 @@ bench: kernel $(E2E_QEMU)
 
 bench-postcopy: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh bench-postcopy
+
+bench-granule: kernel $(E2E_QEMU)
+	@tests/e2e/run.sh granule
 
 demo: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh demo

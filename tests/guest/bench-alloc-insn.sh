@@ -6,7 +6,7 @@
 fpb=/sys/kernel/mm/free_page_bitmap
 rounds=$(sed -n 's/.*fpb\.rounds=\([0-9]*\).*/\1/p' /proc/cmdline)
 repeats=$(sed -n 's/.*fpb\.repeats=\([0-9]*\).*/\1/p' /proc/cmdline)
-if [ -d $fpb ]; then modes="off on:0 on:9"; else modes=unpatched; fi
+if [ -d $fpb ]; then modes="off on:0 on:3 on:9"; else modes=unpatched; fi
 echo 1 > /proc/sys/kernel/printk 2>/dev/null
 
 for _ in $(seq "${repeats:-3}"); do

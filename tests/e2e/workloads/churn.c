@@ -8,9 +8,11 @@
  * working-set page is checked before it is rewritten with the next
  * generation, and everything on SIGUSR1.
  *   churn [-w WS_MIB] [-c CHUNK_MIB] [-n LIVE_CHUNKS] [-r RATE_MIB_S] [-s SEED]
+ *         [-p 1]
  * -r limits the pages written per second (0: as fast as the vCPU goes);
  * a late iteration is not made up for, so a stalled guest shows as lower
- * progress.
+ * progress.  With -p 1 the chunks are page cache (tmpfs files) instead
+ * of anonymous memory.
  */
 #include "wl.h"
 
@@ -23,6 +25,7 @@ int main(int argc, char **argv)
 {
 	size_t ws = wl_arg(argc, argv, "-w", 32), csz = wl_arg(argc, argv, "-c", 4);
 	size_t live = wl_arg(argc, argv, "-n", 4), rate = wl_arg(argc, argv, "-r", 0);
+	bool page_cache = wl_arg(argc, argv, "-p", 0);
 	size_t wpages = ws * MIB / WL_PAGE, cpages = csz * MIB / WL_PAGE;
 	/* per iteration: one chunk and an eighth of a chunk of the working set */
 	size_t slice = cpages / 8 ? cpages / 8 : 1, cursor = 0, p, i;
@@ -42,7 +45,8 @@ int main(int argc, char **argv)
 	w = wl_map(wpages * WL_PAGE);
 	for (p = 0; p < wpages; p++)
 		wl_fill(w + p * WL_PAGE, p, 0);
-	wl_say("started ws=%zu chunk=%zu live=%zu rate=%zu", ws, csz, live, rate);
+	wl_say("started ws=%zu chunk=%zu live=%zu rate=%zu%s", ws, csz, live, rate,
+	       page_cache ? " page-cache" : "");
 	for (;;) {
 		struct chunk *c;
 
@@ -57,7 +61,7 @@ int main(int argc, char **argv)
 			}
 		}
 		c = &ring[iter % live];
-		c->addr = wl_map(cpages * WL_PAGE);
+		c->addr = page_cache ? wl_map_file(cpages * WL_PAGE) : wl_map(cpages * WL_PAGE);
 		c->gen = ++iter;
 		for (p = 0; p < cpages; p++)
 			wl_fill(c->addr + p * WL_PAGE, p, c->gen);

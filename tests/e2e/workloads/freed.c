@@ -2,15 +2,19 @@
 /*
  * freed: write a pattern over -m MiB, check it, free it and go idle,
  * keeping -k MiB in use (checked every 2 s and on SIGUSR1).  The memory
- * a migration could leave out is then the freed part.
- *   freed -m MIB [-k MIB] [-s SEED]
+ * a migration could leave out is then the freed part.  With -f STRIDE it
+ * keeps one page in STRIDE of the -m MiB too (checked with the -k MiB),
+ * and frees the others one by one, out of order: free memory in pieces
+ * smaller than any large block, as a long-running guest fragments it.
+ *   freed -m MIB [-k MIB] [-f STRIDE] [-s SEED]
  */
 #include "wl.h"
 
 int main(int argc, char **argv)
 {
 	size_t mib = wl_arg(argc, argv, "-m", 64), keep = wl_arg(argc, argv, "-k", 8);
-	size_t pages = mib * MIB / WL_PAGE, kpages = keep * MIB / WL_PAGE, p;
+	size_t pages = mib * MIB / WL_PAGE, kpages = keep * MIB / WL_PAGE, p, n;
+	size_t stride = wl_arg(argc, argv, "-f", 0);
 	uint64_t last = 0;
 	char *a, *k;
 
@@ -26,18 +30,29 @@ int main(int argc, char **argv)
 	}
 	for (p = 0; p < pages; p++)
 		wl_check("freed region", a + p * WL_PAGE, kpages + p, 0);
-	munmap(a, mib * MIB);
-	wl_say("freed mib=%zu kept=%zu", mib, keep);
+	if (stride) {
+		/* every page once, in the order of a stride prime to the count */
+		for (p = 0, n = 0; n < pages; n++, p = (p + 7919) % pages)
+			if (p % stride && madvise(a + p * WL_PAGE, WL_PAGE, MADV_DONTNEED)) {
+				wl_say("FAIL madvise: %s", strerror(errno));
+				return 2;
+			}
+	} else {
+		munmap(a, mib * MIB);
+	}
+	wl_say("freed mib=%zu kept=%zu stride=%zu", mib, keep, stride);
 	/* what the end-to-end scenarios wait for: the memory is free now */
 	wl_say("started");
 	for (;;) {
 		if (wl_check_requested || wl_now_ms() - last >= 2000) {
 			for (p = 0; p < kpages; p++)
 				wl_check("kept region", k + p * WL_PAGE, p, 0);
+			for (p = 0; stride && p < pages; p += stride)
+				wl_check("kept pieces", a + p * WL_PAGE, kpages + p, 0);
 			last = wl_now_ms();
 			if (wl_check_requested) {
 				wl_check_requested = 0;
-				wl_say("check PASS pages=%zu", kpages);
+				wl_say("check PASS pages=%zu", kpages + (stride ? (pages + stride - 1) / stride : 0));
 			}
 		}
 		wl_tick();

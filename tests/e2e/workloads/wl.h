@@ -19,8 +19,10 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +135,31 @@ static inline void *wl_map(size_t bytes)
 
 	if (p == MAP_FAILED) {
 		wl_say("FAIL mmap %zu MiB: %s", bytes / MIB, strerror(errno));
+		exit(2);
+	}
+	return p;
+}
+
+/*
+ * The same from page cache: a file in the guest's tmpfs, unlinked at once,
+ * so that munmap() frees its pages as it frees anonymous memory.
+ */
+static inline void *wl_map_file(size_t bytes)
+{
+	char path[64];
+	void *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/%s-%d", wl_name, (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || unlink(path) || ftruncate(fd, bytes)) {
+		wl_say("FAIL file of %zu MiB in /tmp: %s", bytes / MIB, strerror(errno));
+		exit(2);
+	}
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		wl_say("FAIL mmap of a %zu MiB file: %s", bytes / MIB, strerror(errno));
 		exit(2);
 	}
 	return p;
