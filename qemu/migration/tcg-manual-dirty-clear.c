@@ -24,6 +24,14 @@
  * sync is logged and reported by the next one.  QEMU's own writes to
  * guest RAM (DMA) are logged as usual, as with KVM.
  *
+ * QEMU asks KVM for KVM_DIRTY_LOG_INITIALLY_SET too: when logging starts
+ * every page counts as dirty and none is write-protected, so every page
+ * stays writable without logging until its chunk's first clear.  TCG's
+ * dirty bits say the same only for memory no migration has synced yet;
+ * a second migration from the same QEMU (one cancelled and tried again)
+ * would find the pages written since the first one clean, and log their
+ * writes.  So every page is pending from the start.
+ *
  * Copyright (c) 2026 The free page bitmap developers
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -35,6 +43,8 @@
 #include "exec/address-spaces.h"
 #include "exec/ram_addr.h"
 #include "exec/memory.h"
+#include "exec/cputlb.h"
+#include "hw/core/cpu.h"
 #include "system/tcg.h"
 #include "migration.h"
 #include "tcg-manual-dirty-clear.h"
@@ -93,6 +103,8 @@ void tcg_manual_dirty_clear_start(void)
 {
     static bool registered;
     TcgManualDirtyClear *tmc = tcg_manual_dirty_clear;
+    CPUState *cpu;
+    RAMBlock *rb;
     /* Every page that has dirty bits (ram_list.mutex is held) */
     unsigned long pages = ram_list.num_dirty_blocks * DIRTY_MEMORY_BLOCK_SIZE;
 
@@ -120,6 +132,18 @@ void tcg_manual_dirty_clear_start(void)
         memory_listener_register(&tcg_manual_dirty_clear_listener,
                                  &address_space_memory);
         registered = true;
+    }
+    /*
+     * KVM_DIRTY_LOG_INITIALLY_SET: nothing is logged until a chunk's first
+     * clear.  A TLB entry that still logs its writes is dropped, so that
+     * its refill makes the page writable without logging.
+     */
+    RAMBLOCK_FOREACH(rb) {
+        bitmap_set(tmc->pending, rb->offset >> TARGET_PAGE_BITS,
+                   rb->used_length >> TARGET_PAGE_BITS);
+    }
+    CPU_FOREACH(cpu) {
+        tlb_flush(cpu);
     }
     active = true;
     warn_report_once("migration: x-tcg-manual-dirty-clear is on: TCG loses "
