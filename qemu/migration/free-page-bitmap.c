@@ -210,14 +210,17 @@ static bool fpb_log_cleared(RAMBlock *rb, ram_addr_t offset)
                      rb->clear_bmap);
 }
 
-/* The end of the run of chunks from @offset whose log is (@cleared) clear. */
+/*
+ * The end of the run of chunks from @offset whose log is (@cleared) clear;
+ * without clear_bmap every chunk's log is clear (fpb_log_cleared()).
+ */
 static ram_addr_t fpb_run_end(RAMBlock *rb, ram_addr_t offset,
                               ram_addr_t end, bool cleared)
 {
     ram_addr_t chunk;
 
     if (!rb->clear_bmap) {
-        return end;
+        return cleared ? end : offset;
     }
     chunk = (ram_addr_t)1 << (rb->clear_bmap_shift + qemu_target_page_bits());
     while (offset < end && fpb_log_cleared(rb, offset) == cleared) {

@@ -1245,18 +1245,25 @@ class KvmRetry(KvmOurs):
         path = os.path.join(src.workdir, "cancelled.mig")
         src.qmp.cmd("migrate-set-parameters", {"max-bandwidth": MIB})
         src.qmp.cmd("migrate", {"uri": "file:" + path})
-        deadline = time.monotonic() + 60
-        while src.qmp.cmd("query-migrate").get("ram", {}).get("dirty-sync-count", 0) < 1:
-            if time.monotonic() > deadline:
-                raise Failure("the first try did not sync within 60 s")
-            time.sleep(0.1)
+        self.wait_first_try(src, lambda i: i.get("ram", {}).get("dirty-sync-count", 0) >= 1,
+                            "sync")
         src.qmp.cmd("migrate_cancel")
-        while src.qmp.cmd("query-migrate").get("status") != "cancelled":
-            if time.monotonic() > deadline:
-                raise Failure("the first try was not cancelled within 60 s")
-            time.sleep(0.1)
+        self.wait_first_try(src, lambda i: i.get("status") == "cancelled", "be cancelled")
         os.unlink(path)
         self.notes.append("a first try cancelled after its first sync")
+
+    @staticmethod
+    def wait_first_try(src, done, what, timeout=60):
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            info = src.qmp.cmd("query-migrate")
+            if done(info):
+                return
+            if info.get("status") == "failed":
+                raise Failure(f"the first try failed: {info.get('error-desc')}")
+            if time.monotonic() > deadline:
+                raise Failure(f"the first try did not {what} within {timeout} s")
+            time.sleep(0.1)
 
 
 class KvmPingPong(KvmOrder, PingPong):
