@@ -19,7 +19,7 @@
         only the runs that classify the pages sent (part of bench), then
         the report again
     bench.py granule [--repeats N]
-        the default mode with the device proposing granule order 0, 3 and
+        (3 repeats by default) the default mode with the device proposing granule order 0, 3 and
         9 on churn, freed, freed4g, pagecache (churn's chunks in tmpfs
         files) and fragment (freed, one page in 4 kept), transparent huge
         pages off for the last two -> bench/results/granule.md
@@ -434,7 +434,7 @@ def run_classified(workloads):
 def cmd_classify(argv):
     """Only the classified runs, then the report again."""
     workloads = (argv[argv.index("--workloads") + 1].split(",") if "--workloads" in argv
-                 else list(WORKLOADS))
+                 else list(MIGRATION_WORKLOADS))
     os.makedirs(OUT, exist_ok=True)
     if run_classified(workloads) is None:
         return 1
@@ -519,7 +519,7 @@ Raw results (one JSON object per run) were in `{raw}`.
 
 def cmd_granule(argv):
     """Free memory found and bytes sent at granule orders 0, 3 and 9."""
-    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
+    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 3
     missing = feature_missing()
     if missing:
         log(f"bench: granule: nothing to measure without the feature: {missing}")

@@ -32,6 +32,10 @@ int main(int argc, char **argv)
 		wl_check("freed region", a + p * WL_PAGE, kpages + p, 0);
 	if (stride) {
 		/* every page once, in the order of a stride prime to the count */
+		if (!(pages % 7919)) {
+			wl_say("FAIL -m %zu: a multiple of 7919 pages", mib);
+			return 2;
+		}
 		for (p = 0, n = 0; n < pages; n++, p = (p + 7919) % pages)
 			if (p % stride && madvise(a + p * WL_PAGE, WL_PAGE, MADV_DONTNEED)) {
 				wl_say("FAIL madvise: %s", strerror(errno));

@@ -157,11 +157,11 @@ static inline void *wl_map_file(size_t bytes)
 		exit(2);
 	}
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
 	if (p == MAP_FAILED) {
 		wl_say("FAIL mmap of a %zu MiB file: %s", bytes / MIB, strerror(errno));
 		exit(2);
 	}
+	close(fd);
 	return p;
 }
 
