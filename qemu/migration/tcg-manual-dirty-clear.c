@@ -99,6 +99,12 @@ static MemoryListener tcg_manual_dirty_clear_listener = {
     .log_clear = tcg_manual_dirty_clear_log_clear,
 };
 
+/* On @cpu's own thread: a TLB may only be flushed by its vCPU. */
+static void tcg_manual_dirty_clear_flush(CPUState *cpu, run_on_cpu_data data)
+{
+    tlb_flush(cpu);
+}
+
 void tcg_manual_dirty_clear_start(void)
 {
     static bool registered;
@@ -136,14 +142,15 @@ void tcg_manual_dirty_clear_start(void)
     /*
      * KVM_DIRTY_LOG_INITIALLY_SET: nothing is logged until a chunk's first
      * clear.  A TLB entry that still logs its writes is dropped, so that
-     * its refill makes the page writable without logging.
+     * its refill makes the page writable without logging (as soon as each
+     * vCPU runs the work: until then it logs, which is only laxer).
      */
     RAMBLOCK_FOREACH(rb) {
         bitmap_set(tmc->pending, rb->offset >> TARGET_PAGE_BITS,
                    rb->used_length >> TARGET_PAGE_BITS);
     }
     CPU_FOREACH(cpu) {
-        tlb_flush(cpu);
+        async_run_on_cpu(cpu, tcg_manual_dirty_clear_flush, RUN_ON_CPU_NULL);
     }
     active = true;
     warn_report_once("migration: x-tcg-manual-dirty-clear is on: TCG loses "
