@@ -579,7 +579,7 @@ guests, QEMU and migration settings of migration.md; the default mode
 
 The cost of each granule on the allocator's hot path is in
 alloc-insn.md and alloc-insn-distro.md; the default chosen from both is
-explained in Documentation/mm/free_page_bitmap.rst ("Granule").
+explained in Documentation/mm/free_page_bitmap.rst ("Cost").
 """)
     log(f"bench: wrote {md}")
     print(rows)
