@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * freed: write a pattern over -m MiB, check it, free it and go idle,
- * keeping -k MiB in use (checked every 2 s and on SIGUSR1).  The memory
+ * keeping -k MiB in use (checked every -c ms, 2000 by default, 0: never,
+ * and on SIGUSR1).  The memory
  * a migration could leave out is then the freed part.  With -f STRIDE it
  * keeps one page in STRIDE of the -m MiB too (checked with the -k MiB),
  * and frees the others one by one, out of order: free memory in pieces
  * smaller than any large block, as a long-running guest fragments it.
- *   freed -m MIB [-k MIB] [-f STRIDE] [-s SEED]
+ *   freed -m MIB [-k MIB] [-f STRIDE] [-c MS] [-s SEED]
  */
 #include "wl.h"
 
@@ -15,6 +16,7 @@ int main(int argc, char **argv)
 	size_t mib = wl_arg(argc, argv, "-m", 64), keep = wl_arg(argc, argv, "-k", 8);
 	size_t pages = mib * MIB / WL_PAGE, kpages = keep * MIB / WL_PAGE, p, n;
 	size_t stride = wl_arg(argc, argv, "-f", 0);
+	uint64_t period = wl_arg(argc, argv, "-c", 2000);
 	uint64_t last = 0;
 	char *a, *k;
 
@@ -48,7 +50,7 @@ int main(int argc, char **argv)
 	/* what the end-to-end scenarios wait for: the memory is free now */
 	wl_say("started");
 	for (;;) {
-		if (wl_check_requested || wl_now_ms() - last >= 2000) {
+		if (wl_check_requested || (period && wl_now_ms() - last >= period)) {
 			for (p = 0; p < kpages; p++)
 				wl_check("kept region", k + p * WL_PAGE, p, 0);
 			for (p = 0; stride && p < pages; p += stride)
