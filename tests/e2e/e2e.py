@@ -68,6 +68,13 @@ class Scenario:
     min_syncs = 3          # syncs before the bandwidth is raised
     dst_paused = True      # needed by the oracle
     run_oracle = True
+    # Every page the kernel allocates is written (zeroed) at once, so that a
+    # page in use that differs means a lost write.  Without it a page taken
+    # from the free set and never written keeps its dead content on the
+    # source and the destination's zero page, legitimately: a task_struct
+    # slab's last page, left as the boot-time initramfs decompressor wrote
+    # it, was such a "page in use" (README, "The oracle").
+    init_on_alloc = True
     target_ratio = None    # printed, not asserted: sent vs this x in use
     initrd = INITRD
     kernel, sysmap = BZIMAGE, SYSMAP
@@ -689,6 +696,7 @@ class PostcopyUnwritten(PostcopyLive):
     it, so the switchover marks it dirty again."""
     name = "postcopy-unwritten"
     desc = "postcopy, 2 MiB taken unwritten after being dropped: sent again, no hang"
+    init_on_alloc = False   # it would write the pages that must stay unwritten
 
     def before_switch(self, m, src):
         start = src.offset()
@@ -1325,7 +1333,8 @@ def run_scenario(sc, workdir, verbose=False):
     def guest(name, **kw):
         extra = list(sc.extra) + list(getattr(sc, "dst_extra", ()) if kw.get("incoming")
                                       else sc.src_extra)
-        g = Guest(workdir, name, qemu=qemu, mode=sc.mode, mem=sc.mem, append=sc.append,
+        append = ("init_on_alloc=1 " if sc.init_on_alloc else "") + sc.append
+        g = Guest(workdir, name, qemu=qemu, mode=sc.mode, mem=sc.mem, append=append,
                   extra=extra, kernel=sc.kernel, initrd=sc.initrd, **kw)
         guests.append(g)
         return g.start()
