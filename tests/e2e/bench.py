@@ -76,6 +76,17 @@ THP_OFF = ("pagecache", "fragment")
 # FPB_BENCH_MIBPS: another max-bandwidth (MiB/s), e.g. to make churn hard to converge
 BANDWIDTH = int(os.environ.get("FPB_BENCH_MIBPS") or 128) * MIB
 DOWNTIME_MS = 300
+# Where the stop window goes: QEMU's own downtime checkpoints and the
+# dirty sync's start and end, as trace events (log backend, host clock)
+DOWNTIME_TRACE = ("-trace", "vmstate_downtime_checkpoint",
+                  "-trace", "migration_bitmap_sync_start", "-trace", "migration_bitmap_sync_end")
+TRACE_EVENT = re.compile(r"^\d+@(\d+\.\d+):(\w+) ?(.*)$", re.M)
+# The stop window's parts, in order, each ending at a source event
+STOP_PARTS = (("stop_ms", "vm stopped", "src-vm-stopped"),
+              ("sync_ms", "final sync", "migration_bitmap_sync_end"),
+              ("ram_ms", "RAM sent", "src-iterable-saved"),
+              ("devices_ms", "device state", "src-non-iterable-saved"),
+              ("close_ms", "return path, end", "src-downtime-end"))
 
 
 def log(msg):
@@ -99,6 +110,28 @@ def tracked_free_pages(guest):
     return pages
 
 
+def stop_window(src_log):
+    """The source's stop window in parts (STOP_PARTS, ms) from its trace
+    events, and the dirty pages its final sync found; {} if incomplete."""
+    with open(src_log, errors="replace") as f:
+        # (ms, checkpoint or event name, arguments)
+        events = [(float(t) * 1000, args.strip() if name == "vmstate_downtime_checkpoint"
+                   else name, args) for t, name, args in TRACE_EVENT.findall(f.read())]
+    starts = [i for i, e in enumerate(events) if e[1] == "src-downtime-start"]
+    if not starts:
+        return {}
+    i = starts[-1]
+    res, t = {}, events[i][0]
+    for key, _, end in STOP_PARTS:
+        i = next((j for j in range(i, len(events)) if events[j][1] == end), None)
+        if i is None:
+            return {}
+        res[key], t = events[i][0] - t, events[i][0]
+        if end == "migration_bitmap_sync_end":
+            res["final_dirty"] = int(events[i][2].split()[-1])
+    return res
+
+
 def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=False,
             probe=False):
     """Boot, load, migrate once; return a dict of the measurements.  CLASSIFY:
@@ -119,7 +152,8 @@ def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=Fal
     dev_args = ("-global", f"virtio-balloon-device.x-free-page-bitmap-granule-shift={shift}"
                 ) if GRANULES.get(mode) else ()
     try:
-        src = Guest(workdir, "src", qemu=qemu, mode=dev, mem=mem, extra=dev_args)
+        src = Guest(workdir, "src", qemu=qemu, mode=dev, mem=mem,
+                    extra=dev_args + DOWNTIME_TRACE)
         guests.append(src)
         src.start()
         src.wait_ready()
@@ -152,6 +186,7 @@ def one_run(mode, workload, workdir, mem=None, ram=None, args=None, classify=Fal
         st = m.stats()
         st.update(mode=mode, workload=workload, in_use=in_use, ram=ram,
                   granule_order=GRANULES.get(mode), tracked=tracked)
+        st.update(stop_window(src.stderr_path))
         during = rate(src.progress(m.console_start, m.console_end).get(prog, []))
         st["progress"] = during / base if base and during else None
         if classify:
@@ -265,6 +300,16 @@ def table(results, modes, workloads):
     ])
 
 
+def stop_table(results, modes, workloads):
+    """Where the stop window goes (STOP_PARTS), medians per workload and mode."""
+    return md_table(results, modes, workloads, MODE_NAMES, [
+        ("downtime ms", col("downtime_ms"))] + [
+        (f"{title} ms", col(key, "{:.1f}")) for key, title, _ in STOP_PARTS] + [
+        ("dirty at the final sync", col("final_dirty")),
+        ("filter us (final round)", lambda rs, w, mo: col("filter_us_last")(rs, w, mo)
+         if mo.startswith("ours") else "-")])
+
+
 def targets(results, modes, workloads):
     """The issues' targets against the medians measured here."""
     def med(mo, w, key):
@@ -316,6 +361,10 @@ def targets(results, modes, workloads):
                    f"expected-downtime {med('ours', w, 'expected_downtime_max'):.0f} vs "
                    f"{med('ours-nocount', w, 'expected_downtime_max'):.0f} ms"
                    if med("ours", w, "dirty_rate_max") is not None else ""))
+        if "none" in modes:
+            d, n = med("ours", w, "downtime_ms"), med("none", w, "downtime_ms")
+            lines.append(f"  - downtime {d:.0f} ms vs {n:.0f} ms without filtering: "
+                         f"{d / n:.2f} x (issue 25 target <= 1.1: {verdict(d <= 1.1 * n)})")
         if med("ours", w, "wait_ms") is not None:
             lines.append(f"  - the first pass waited {med('ours', w, 'wait_ms'):.0f} ms for "
                          "the guest's bitmap")
@@ -505,6 +554,16 @@ Each cell: median [min-max] of {repeats} repeats.
   remaining, the dirty rate and expected downtime, as before).
 
 {table(results, modes, workloads)}
+
+Where the stop window goes, from the source's trace events
+(`vmstate_downtime_checkpoint`, `migration_bitmap_sync_*`): from stopping
+the guest to its vCPUs stopped, the final dirty sync (the filter's drops
+in chunks whose log the sync cleared are in it), the rest of RAM sent
+(drops chunk by chunk after each chunk's log clear included), the
+device state, and the wait for the destination to finish loading (its
+return path) until the downtime ends.
+
+{stop_table(results, modes, workloads)}
 
 {targets(results, modes, workloads)}
 {where_bytes_go(classes)}

@@ -492,6 +492,7 @@ class Migration:
             "skipped_last": self.counters.get("skipped-pages-last"),
             "filtered_syncs": self.counters.get("filtered-syncs"),
             "filter_us_max": self.counters.get("filter-time-max"),
+            "filter_us_last": self.counters.get("filter-time-last"),
             "rejected": self.counters.get("rejected-layouts"),
             "reject_reason": "; ".join(self.src.reject_reasons()),
             # the destination's check of the header that arrived
