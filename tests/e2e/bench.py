@@ -77,9 +77,13 @@ THP_OFF = ("pagecache", "fragment")
 BANDWIDTH = int(os.environ.get("FPB_BENCH_MIBPS") or 128) * MIB
 DOWNTIME_MS = 300
 # Where the stop window goes: QEMU's own downtime checkpoints and the
-# dirty sync's start and end, as trace events (log backend, host clock)
-DOWNTIME_TRACE = ("-trace", "vmstate_downtime_checkpoint",
-                  "-trace", "migration_bitmap_sync_start", "-trace", "migration_bitmap_sync_end")
+# dirty sync's start and end, as trace events (log backend; -msg
+# timestamp=on prefixes each with the host's clock).  FPB_BENCH_TRACE adds
+# QEMU options to the source for a closer look, e.g.
+# "-trace free_page_bitmap_*" (its log: $FPB_CACHE/e2e/run/bench/src-qemu.log)
+DOWNTIME_TRACE = ("-msg", "timestamp=on", "-trace", "vmstate_downtime_checkpoint",
+                  "-trace", "migration_bitmap_sync_start", "-trace", "migration_bitmap_sync_end"
+                  ) + tuple(os.environ.get("FPB_BENCH_TRACE", "").split())
 TRACE_EVENT = re.compile(r"^\d+@(\d+\.\d+):(\w+) ?(.*)$", re.M)
 # The stop window's parts, in order, each ending at a source event
 STOP_PARTS = (("stop_ms", "vm stopped", "src-vm-stopped"),
