@@ -116,7 +116,8 @@ def tracked_free_pages(guest):
 
 def stop_window(src_log):
     """The source's stop window in parts (STOP_PARTS, ms) from its trace
-    events, and the dirty pages its final sync found; {} if incomplete."""
+    events, and the pages dirtied since the sync before the final one
+    (final_dirty); {} if incomplete."""
     with open(src_log, errors="replace") as f:
         # (ms, checkpoint or event name, arguments)
         events = [(float(t) * 1000, args.strip() if name == "vmstate_downtime_checkpoint"
@@ -309,7 +310,7 @@ def stop_table(results, modes, workloads):
     return md_table(results, modes, workloads, MODE_NAMES, [
         ("downtime ms", col("downtime_ms"))] + [
         (f"{title} ms", col(key, "{:.1f}")) for key, title, _ in STOP_PARTS] + [
-        ("dirty at the final sync", col("final_dirty")),
+        ("pages dirtied since the sync before", col("final_dirty")),
         ("filter us (final round)", lambda rs, w, mo: col("filter_us_last")(rs, w, mo)
          if mo.startswith("ours") else "-")])
 
@@ -561,11 +562,13 @@ Each cell: median [min-max] of {repeats} repeats.
 
 Where the stop window goes, from the source's trace events
 (`vmstate_downtime_checkpoint`, `migration_bitmap_sync_*`): from stopping
-the guest to its vCPUs stopped, the final dirty sync (the filter's drops
-in chunks whose log the sync cleared are in it), the rest of RAM sent
-(drops chunk by chunk after each chunk's log clear included), the
-device state, and the wait for the destination to finish loading (its
-return path) until the downtime ends.
+the guest to its vCPUs stopped, the final dirty sync, the rest of RAM
+sent (what was still to send at the switchover plus what the final sync
+found, less the filter's drops, which happen chunk by chunk after each
+chunk's log clear), the device state, and the wait for the destination
+to finish loading (its return path) until the downtime ends; the pages
+dirtied since the sync before the final one, and the filter's time in
+the final round.
 
 {stop_table(results, modes, workloads)}
 
