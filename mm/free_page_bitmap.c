@@ -12,8 +12,9 @@
  * free: splitting a free block and merging free buddies change no bit, so
  * an allocation or a free writes only the bits of its own pages.  Pages
  * on per-cpu lists and unaccepted memory count as allocated: that only
- * leaves bits clear, which is safe.  The per-cpu lists are drained once
- * when tracking starts, so that memory freed before is seen.
+ * leaves bits clear, which is safe.  The per-cpu lists are drained when
+ * tracking starts and at every START of the host, so that memory freed
+ * before is seen.
  *
  * The host reads the bits with no lock at all, so the set bits must be a
  * subset of the free pages at every store, not just at unlock: a block's
@@ -496,6 +497,19 @@ static void fpb_keys_prepare(unsigned int granule_order)
 }
 
 /*
+ * Hand what the per-cpu lists hold to the buddy allocator, through the
+ * hooks.  Zone by zone: drain_all_pages(NULL) gives up while another
+ * drain runs, a zone's waits for it.
+ */
+static void fpb_drain_pcp(void)
+{
+	struct zone *zone;
+
+	for_each_populated_zone(zone)
+		drain_all_pages(zone);
+}
+
+/*
  * Replace the bitmaps (if any) by new ones of @granule_order, built from
  * the buddy free lists while allocations go on: the hooks keep the new
  * bits a subset of the free pages from the moment a zone points at them,
@@ -539,7 +553,7 @@ static int fpb_build(unsigned int granule_order)
 	 * sent.  Hand them to the buddy allocator, through the hooks, once.
 	 */
 	if (!old)
-		drain_all_pages(NULL);
+		fpb_drain_pcp();
 
 	for (i = 0; i < set->layout.nr_ranges; i++)
 		fpb_sync_zone(&set->zones[i], true);
@@ -1005,8 +1019,18 @@ void free_page_bitmap_host_request(struct free_page_bitmap_client *client,
 	might_sleep();
 	free_page_bitmap_lock();
 	if (!WARN_ON(fpb_client != client)) {
+		struct free_page_bitmap_set *was = fpb_set;
+		bool start = track && !fpb_host_wants;
+
 		fpb_host_wants = track;
 		fpb_apply();
+		/*
+		 * Tracking was on before this START ("always"): pages freed to
+		 * the per-cpu lists since are as invisible as before a first
+		 * build; drain them as fpb_build() does.
+		 */
+		if (start && was && fpb_set == was)
+			fpb_drain_pcp();
 	}
 	free_page_bitmap_unlock();
 }

@@ -994,6 +994,40 @@ static struct fpb_test_client *fpb_test_register(struct kunit *test)
 }
 
 /*
+ * A host START drains the per-cpu lists also when tracking is on already
+ * (the suite's "always"), where no build does: a block freed meanwhile
+ * reads free.
+ */
+static void fpb_host_start_drains_pcp_test(struct kunit *test)
+{
+	const unsigned int order = PAGE_ALLOC_COSTLY_ORDER;
+	struct fpb_test_client *c = fpb_test_register(test);
+	unsigned long pfn, i;
+	struct page *page;
+
+	/* Movable: fewer allocations of this order would take it back. */
+	page = alloc_pages(GFP_HIGHUSER_MOVABLE, order);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	pfn = page_to_pfn(page);
+	__free_pages(page, order);
+	if (is_free_buddy_page(page))
+		kunit_skip(test, "the freed order-%u block skipped the per-cpu list", order);
+	KUNIT_EXPECT_FALSE(test, fpb_bit(pfn));
+
+	free_page_bitmap_host_request(&c->client, true);
+	if (page_count(page))
+		kunit_skip(test, "the block was allocated again before the START");
+	for (i = 0; i < (1UL << order); i++) {
+		expect_bits_match_page(test, page + i);
+		KUNIT_EXPECT_TRUE_MSG(test, fpb_bit(pfn + i),
+				      "page %lu of a block on a per-cpu list at the host's START reads allocated",
+				      i);
+	}
+	free_page_bitmap_host_request(&c->client, false);
+	KUNIT_EXPECT_EQ(test, free_page_bitmap_verify(), 0);
+}
+
+/*
  * The client's proposed granule is used when it registers, unless the
  * admin chose one, which also outlasts the client; "auto" hands it back.
  */
@@ -1191,6 +1225,7 @@ static struct kunit_case free_page_bitmap_cases[] = {
 	KUNIT_CASE(fpb_split_merge_test),
 	KUNIT_CASE(fpb_pcp_drain_test),
 	KUNIT_CASE(fpb_start_drains_pcp_test),
+	KUNIT_CASE(fpb_host_start_drains_pcp_test),
 	KUNIT_CASE(fpb_isolate_free_page_test),
 #ifdef CONFIG_MEMORY_ISOLATION
 	KUNIT_CASE_PARAM(fpb_isolate_split_test, fpb_isolate_split_gen_params),
