@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * freed: write a pattern over -m MiB, check it, free it and go idle,
- * keeping -k MiB in use (checked every -c ms, 2000 by default, 0: never,
- * and on SIGUSR1).  The memory
+ * keeping -k MiB in use (checked on SIGUSR1 and every -c ms: 2000 by
+ * default, 0 for only on SIGUSR1).  The memory
  * a migration could leave out is then the freed part.  With -f STRIDE it
  * keeps one page in STRIDE of the -m MiB too (checked with the -k MiB),
  * and frees the others one by one, out of order: free memory in pieces
