@@ -90,6 +90,9 @@ static DECLARE_WORK(fpb_publish_work, fpb_publish_func);
 /* Set once the memory hotplug notifier is registered; the mutex */
 static bool fpb_ready;
 
+/* Blocks that compaction captured while tracked, for debugfs */
+atomic_t free_page_bitmap_captured;
+
 #ifdef CONFIG_DEBUG_VM
 /* Bits cleared in this CPU's zone->lock section and not fenced yet */
 DEFINE_PER_CPU(bool, free_page_bitmap_unfenced);

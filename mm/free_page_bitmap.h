@@ -2,6 +2,7 @@
 #ifndef _MM_FREE_PAGE_BITMAP_H
 #define _MM_FREE_PAGE_BITMAP_H
 
+#include <linux/atomic.h>
 #include <linux/bitmap.h>
 #include <linux/free_page_bitmap.h>
 #include <linux/init.h>
@@ -27,6 +28,7 @@ bool __free_page_bitmap_check(struct zone *zone, unsigned long pfn,
 #ifdef CONFIG_DEBUG_VM
 DECLARE_PER_CPU(bool, free_page_bitmap_unfenced);
 #endif
+extern atomic_t free_page_bitmap_captured;
 
 /*
  * The hooks run where a page's freeness changes, not where free lists
@@ -171,7 +173,7 @@ static __always_inline void free_page_bitmap_free(struct zone *zone,
  * @page: first page of the block
  * @order: order of the block
  *
- * For blocks that are isolated, offlined, captured or split into
+ * For blocks that are isolated, offlined or split into
  * pageblocks, rather than allocated.  The zone->lock section must end
  * with free_page_bitmap_fence().
  */
@@ -184,12 +186,34 @@ static __always_inline void free_page_bitmap_remove(struct zone *zone,
 }
 
 /**
+ * free_page_bitmap_capture - note a free block that compaction captured
+ * @zone: the block's zone, whose lock is held
+ * @page: first page of the block
+ * @order: order of the block, the buddies merged so far
+ *
+ * As free_page_bitmap_remove(), and counted for debugfs: no test in
+ * process context can tell a captured page from one taken off the free
+ * lists, and a capture is rare, at most one per direct compaction.  The
+ * zone->lock section must end with free_page_bitmap_fence().
+ */
+static __always_inline void free_page_bitmap_capture(struct zone *zone,
+						     struct page *page,
+						     unsigned int order)
+{
+	if (static_branch_unlikely(&free_page_bitmap_enabled)) {
+		fpb_update(zone, page, 0, order, order, FPB_REMOVE);
+		atomic_inc(&free_page_bitmap_captured);
+	}
+}
+
+/**
  * free_page_bitmap_fence - order a section's clears before later stores
  *
  * Call once at the end of every zone->lock section that may have called
- * free_page_bitmap_alloc() or free_page_bitmap_remove(), before the lock
- * is dropped: the host must see the bits clear before any store of the
- * pages' new owners.  virt_wmb() is a real barrier even on UP guests.
+ * free_page_bitmap_alloc(), free_page_bitmap_remove() or
+ * free_page_bitmap_capture(), before the lock is dropped: the host must
+ * see the bits clear before any store of the pages' new owners.
+ * virt_wmb() is a real barrier even on UP guests.
  * Behind its own key, which is on whenever free_page_bitmap_enabled is
  * and a little longer (see fpb_keys_prepare()), so that a section that
  * cleared bits fences them even if tracking stops in the middle of it.
@@ -290,6 +314,11 @@ static inline void free_page_bitmap_free(struct zone *zone, unsigned long pfn,
 
 static inline void free_page_bitmap_remove(struct zone *zone, struct page *page,
 					   unsigned int order)
+{
+}
+
+static inline void free_page_bitmap_capture(struct zone *zone, struct page *page,
+					    unsigned int order)
 {
 }
 

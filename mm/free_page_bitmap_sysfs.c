@@ -209,6 +209,7 @@ subsys_initcall(fpb_sysfs_init);
  * /sys/kernel/debug/free_page_bitmap/
  *   verify          reading it checks every bitmap against the free lists
  *                   and returns the number of wrong bits (details in dmesg)
+ *   captured        free blocks direct compaction captured while tracked
  *   zones/NODE-ZONE the raw bitmap of one zone of a possible node: a header
  *                   line, then bytes; empty while the zone has no bitmap
  */
@@ -235,6 +236,7 @@ static int __init fpb_debugfs_init(void)
 	int nid;
 
 	debugfs_create_file("verify", 0400, dir, NULL, &fpb_verify_fops);
+	debugfs_create_atomic_t("captured", 0400, dir, &free_page_bitmap_captured);
 	/*
 	 * Every possible node, not only the online ones (for_each_zone()):
 	 * a node without memory at boot has its pgdat from free_area_init()
