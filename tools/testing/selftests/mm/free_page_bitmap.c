@@ -9,7 +9,8 @@
  * mmap, fault in, THP-collapse and munmap memory; the pages the bitmaps
  * call free are exactly the pages on the buddy free lists; and onlining and
  * offlining a memory block (if the machine has an offline one, e.g. a
- * DIMM with memhp_default_state=offline) keeps them exact.
+ * DIMM with memhp_default_state=offline) keeps them exact, and so does
+ * direct compaction when it captures the blocks it frees.
  *
  * With a virtio-balloon device that negotiated the free page bitmap, the
  * layout the driver publishes (/sys/kernel/debug/virtio_balloon_fpb/) is
@@ -35,6 +36,9 @@
 #define FPB_DIR		"/sys/kernel/mm/free_page_bitmap/"
 #define FPB_VERIFY	"/sys/kernel/debug/free_page_bitmap/verify"
 #define FPB_ZONES	"/sys/kernel/debug/free_page_bitmap/zones/"
+#define FPB_CAPTURED	"/sys/kernel/debug/free_page_bitmap/captured"
+#define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
+#define PROACTIVENESS	"/proc/sys/vm/compaction_proactiveness"
 #define VB_FPB_DIR	"/sys/kernel/debug/virtio_balloon_fpb/"
 #define NR_CHURNERS	4
 #define CHURN_SIZE	(8UL << 20)
@@ -389,6 +393,121 @@ static void test_churn(void)
 	ksft_test_result(!sum.wrong && !sum.errors,
 			 "verify: 0 wrong bits while %d processes churn memory (got %ld, %u read errors)\n",
 			 NR_CHURNERS, sum.wrong, sum.errors);
+}
+
+static unsigned long read_ul(const char *path)
+{
+	char buf[32];
+
+	if (read_file(path, buf, sizeof(buf)))
+		ksft_exit_fail_msg("cannot read %s: %s\n", path, strerror(errno));
+	return strtoul(buf, NULL, 10);
+}
+
+/* Free blocks of at least 2^@order pages in /proc/buddyinfo, in those units */
+static unsigned long buddyinfo_blocks(unsigned int order)
+{
+	FILE *f = fopen("/proc/buddyinfo", "r");
+	unsigned long blocks = 0, nr;
+	char line[512], *p;
+	unsigned int o;
+	int len;
+
+	if (!f)
+		ksft_exit_fail_msg("/proc/buddyinfo: %s\n", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "zone");
+		len = 0;
+		if (!p || sscanf(p, "zone %*s%n", &len) < 0 || !len)
+			continue;
+		for (p += len, o = 0; sscanf(p, "%lu%n", &nr, &len) == 1; p += len, o++)
+			if (o >= order)
+				blocks += nr << (o - order);
+	}
+	fclose(f);
+	return blocks;
+}
+
+/*
+ * Direct compaction hands the block it frees straight to the allocation
+ * it runs for ("capture", in __free_one_page()), so that block leaves
+ * the buddy allocator without passing the hooks of an allocation: its
+ * bits must be cleared there.  Fragment memory: fault in most free
+ * memory in base pages, then free all but one page of every 64, so that
+ * every pageblock there keeps a few.  Growing the hugetlb pool by more
+ * huge pages than there are free blocks left then compacts in this task,
+ * which migrates a block's pages and captures the block.  The bitmaps
+ * are checked while the captured blocks are still huge pages.
+ */
+/* Left free: watermarks, their boost and the per-cpu lists, with room */
+#define CAPTURE_MARGIN(free)	((free) / 8 + (64UL << 20))
+#define CAPTURE_BLOCK	(2UL << 20)
+/* Pages are physically in order only in runs: keep one of every 64 */
+#define CAPTURE_STRIDE	(256UL << 10)
+#define CAPTURE_HUGEPAGES 96
+static void test_compaction_capture(void)
+{
+	unsigned long len = meminfo_kb("MemFree") * 1024, pool, captured, wanted;
+	unsigned long huge = meminfo_kb("Hugepagesize") * 1024;
+	long page = sysconf(_SC_PAGESIZE), wrong;
+	char hugepages[32], want[32], proactive[16] = "";
+	int err;
+	size_t off;
+	char *map, *p;
+
+	if (access(FPB_CAPTURED, R_OK) || access(NR_HUGEPAGES, W_OK) ||
+	    huge < (unsigned long)page || access("/proc/sys/vm/compact_memory", F_OK)) {
+		ksft_test_result_skip("compaction capture: %s\n",
+				      "needs CONFIG_COMPACTION, hugetlb and " FPB_CAPTURED);
+		ksft_test_result_skip("compaction capture: verify\n");
+		return;
+	}
+	if (len < 2 * CAPTURE_MARGIN(len)) {
+		ksft_test_result_skip("compaction capture: %lu MiB free is too little\n",
+				      len >> 20);
+		ksft_test_result_skip("compaction capture: verify\n");
+		return;
+	}
+	len = (len - CAPTURE_MARGIN(len)) & ~(CAPTURE_BLOCK - 1);
+	map = mmap(NULL, len + CAPTURE_BLOCK, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		ksft_exit_fail_msg("compaction capture: mmap %lu bytes: %s\n",
+				   len, strerror(errno));
+	must_write("enabled", "always");
+	/*
+	 * Proactive compaction would free the blocks first, in kcompactd,
+	 * which never captures (kswapd may still wake it: fewer captures)
+	 */
+	if (!read_file(PROACTIVENESS, proactive, sizeof(proactive)))
+		write_path(PROACTIVENESS, "0");
+	p = (char *)(((unsigned long)map + CAPTURE_BLOCK - 1) & ~(CAPTURE_BLOCK - 1));
+	madvise(p, len, MADV_NOHUGEPAGE);
+	for (off = 0; off < len; off += page)
+		p[off] = 1;
+	for (off = 0; off < len; off += CAPTURE_STRIDE)
+		madvise(p + off + page, CAPTURE_STRIDE - page, MADV_DONTNEED);
+
+	if (read_file(NR_HUGEPAGES, hugepages, sizeof(hugepages)))
+		ksft_exit_fail_msg("cannot read %s\n", NR_HUGEPAGES);
+	captured = read_ul(FPB_CAPTURED);
+	wanted = buddyinfo_blocks(__builtin_ctzl(huge / page)) + CAPTURE_HUGEPAGES;
+	snprintf(want, sizeof(want), "%lu", strtoul(hugepages, NULL, 10) + wanted);
+	err = write_path(NR_HUGEPAGES, want);
+	pool = read_ul(NR_HUGEPAGES) - strtoul(hugepages, NULL, 10);
+	captured = read_ul(FPB_CAPTURED) - captured;
+	wrong = verify();
+	write_path(NR_HUGEPAGES, hugepages);
+	munmap(map, len + CAPTURE_BLOCK);
+	if (*proactive)
+		write_path(PROACTIVENESS, proactive);
+
+	ksft_test_result(captured > 0,
+			 "compaction capture: %lu blocks captured while tracked (%lu of %lu huge pages: %s)\n",
+			 captured, pool, wanted, strerror(err));
+	ksft_test_result(!wrong,
+			 "compaction capture: verify 0 with the captured blocks in use (got %ld)\n",
+			 wrong);
 }
 
 /*
@@ -829,10 +948,11 @@ int main(void)
 	mode[strcspn(mode, "]")] = '\0';
 	snprintf(granule, sizeof(granule), "%s", knob("granule_order"));
 
-	ksft_set_plan(ARRAY_SIZE(write_cases) + 14 + HOTPLUG_BLOCKS);
+	ksft_set_plan(ARRAY_SIZE(write_cases) + 16 + HOTPLUG_BLOCKS);
 	test_writes();
 	test_state();
 	test_churn();
+	test_compaction_capture();
 	test_hotplug();
 	test_virtio_balloon();
 
