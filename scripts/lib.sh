@@ -59,6 +59,22 @@ qemu_core_flags() {
 	read -ra GLIB_FLAGS <<< "$(pkg-config --cflags --libs glib-2.0)"
 }
 
+# qemu_worktree DIR: make DIR a worktree of the assembled QEMU tree,
+# checked out (when new) at its local build commit, the last one before
+# our patches; prints that commit.
+qemu_worktree() {
+	local tree=$FPB_CACHE/qemu dir=$1 base
+	[ -d "$tree/.git" ] || die "$tree is not assembled: run make qemu first"
+	base=$(git -C "$tree" log --format=%H --grep='^local: build adjustments' -1 HEAD)
+	[ -n "$base" ] || die "$tree has no local build commit: run make qemu"
+	if [ "$(git -C "$dir" rev-parse --git-common-dir 2>/dev/null)" != "$tree/.git" ]; then
+		rm -rf "$dir"
+		git -C "$tree" worktree prune
+		git -C "$tree" worktree add -q --detach "$dir" "$base" || die "cannot check out $dir"
+	fi
+	echo "$base"
+}
+
 # A worktree of LINUX_TREE at DIR, checked out at base; one left half-made
 # or from an older LINUX_TREE is made again.
 ensure_worktree() {

@@ -15,15 +15,7 @@ work=$FPB_CACHE/qemu-series-tree
 out=$FPB_CACHE/series/qemu
 patches=$FPB_REPO/qemu/patches
 
-[ -d "$tree/.git" ] || die "$tree is not assembled: run make qemu first"
-local_commit=$(git -C "$tree" log --format=%H --grep='^local: build adjustments' -1 HEAD)
-[ -n "$local_commit" ] || die "$tree has no local build commit: run make qemu"
-if [ "$(git -C "$work" rev-parse --git-common-dir 2>/dev/null)" != "$tree/.git" ]; then
-	rm -rf "$work"
-	git -C "$tree" worktree prune
-	git -C "$tree" worktree add -q --detach "$work" "$local_commit" ||
-		die "cannot check out $work"
-fi
+local_commit=$(qemu_worktree "$work")
 cd "$work"
 git am --abort 2>/dev/null || true
 git checkout -q -f --detach "$local_commit"
