@@ -202,7 +202,7 @@ cell() {
 	echo "\`make peer-mm\` ($(date -u +%F)): tools/testing/selftests/mm of Debian's"
 	echo "linux-source-6.12 $LINUX_DEB_VERSION with our series, built static, as"
 	echo "tests/peer/mm-selftests.list says (the programs and arguments of"
-	echo "run_vmtests.sh), and memory-hotplug/mem-on-off-test.sh.  Guest: configs/"
+	echo "run_vmtests.sh), memory-hotplug/mem-on-off-test.sh and Debian's stress-ng.  Guest: configs/"
 	echo "guest.config + feature.config + peer.config (DEBUG_VM), 4 vCPUs, two NUMA"
 	echo "nodes of 2 GiB, a 512 MiB DIMM on node 1 onlined movable, $huge,"
 	echo "panic_on_warn=1, tracking always on.  After every test debugfs verify must"
