@@ -752,13 +752,39 @@ class KernelView:
         _f, _n, _p, _pr, ptype, ref = self.page(pfn)
         return ref == 0 and ptype >> 24 != self.PGTY_BUDDY
 
+    def in_isolated_block(self, pfn):
+        """PFN lies in a free block compaction's free scanner took off the
+        buddy lists for migration targets: the block's head is linked in
+        cc->freepages[order] with its order in page->private, no type, no
+        flags and no reference (isolate_freepages_block()).  Its content is
+        dead: compaction_alloc() initialises a target and migration then
+        overwrites it, or the block goes back to the buddy lists."""
+        for order in range(self.MAX_PAGE_ORDER + 1):
+            head = pfn & ~((1 << order) - 1)
+            flags, nxt, prv, private, ptype, ref = self.page(head)
+            if ref or flags or ptype != 0xffffffff or private != order:
+                continue
+            me = self._page_va(head) + self.LRU
+            if nxt == me:   # list_del_init()ed: in no list
+                continue
+            try:    # a list_del()ed page's links are poison, not mapped
+                if (self._u64(self.virt_to_phys(nxt + 8)) == me and
+                        self._u64(self.virt_to_phys(prv)) == me):
+                    return True
+            except KeyError:
+                continue
+        return False
+
     def free_kind(self, pfn):
-        """'buddy', 'pcp' or None (in use, or a state we cannot vouch for)."""
+        """'buddy', 'pcp', 'isolated' or None (in use, or a state we
+        cannot vouch for)."""
         try:
             if self.in_buddy(pfn):
                 return "buddy"
             if self.on_pcp_list(pfn) or self.in_pcp_block(pfn):
                 return "pcp"
+            if self.in_isolated_block(pfn):
+                return "isolated"
         except KeyError:
             pass
         return None
@@ -901,8 +927,8 @@ def oracle(src, dst, header_gpa, dumpdir, keep=False, sysmap=None, keep_bad=True
 def oracle_verdict(res):
     """Raise Failure unless the oracle's result holds; return a summary."""
     summary = (f"oracle: {res['differ']} of {res['pages']} pages differ: {res['in_bitmap']} free "
-               f"in the bitmap, {res['kernel_free']} free to the kernel only (buddy or per-cpu "
-               f"list); bitmap {res['bitmap']} ({res['free']} free pages, {res['sampled']} "
+               f"in the bitmap, {res['kernel_free']} free to the kernel only (buddy, per-cpu "
+               f"list or isolated by compaction); bitmap {res['bitmap']} ({res['free']} free pages, {res['sampled']} "
                f"sampled: {len(res['wrong_free'])} in use, {res['in_flight']} between lists)")
     kept = f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""
     if res["wrong_free"] or res["in_flight"] > res["in_flight_max"]:
