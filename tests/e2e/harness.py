@@ -928,7 +928,8 @@ def oracle_verdict(res):
     """Raise Failure unless the oracle's result holds; return a summary."""
     summary = (f"oracle: {res['differ']} of {res['pages']} pages differ: {res['in_bitmap']} free "
                f"in the bitmap, {res['kernel_free']} free to the kernel only (buddy, per-cpu "
-               f"list or isolated by compaction); bitmap {res['bitmap']} ({res['free']} free pages, {res['sampled']} "
+               f"list or isolated by compaction); bitmap {res['bitmap']} ({res['free']} free "
+               f"pages, {res['sampled']} "
                f"sampled: {len(res['wrong_free'])} in use, {res['in_flight']} between lists)")
     kept = f"; {res['dumps_kept']}" if res.get("dumps_kept") else ""
     if res["wrong_free"] or res["in_flight"] > res["in_flight_max"]:
