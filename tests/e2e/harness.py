@@ -720,17 +720,22 @@ class KernelView:
                 return True
         return False
 
-    def on_pcp_list(self, pfn):
-        """PFN has refcount 0 and is linked in a list (a per-cpu free list)."""
-        _f, nxt, prv, _p, ptype, ref = self.page(pfn)
+    def _linked(self, pfn, nxt, prv):
+        """PFN's list neighbours NXT and PRV point back at it (a list_del()ed
+        page's links are poison, not mapped: False)."""
         me = self._page_va(pfn) + self.LRU
-        if ref != 0 or ptype >> 24 == self.PGTY_BUDDY:
-            return False
         try:
             return (self._u64(self.virt_to_phys(nxt + 8)) == me and
                     self._u64(self.virt_to_phys(prv)) == me)
         except KeyError:
             return False
+
+    def on_pcp_list(self, pfn):
+        """PFN has refcount 0 and is linked in a list (a per-cpu free list)."""
+        _f, nxt, prv, _p, ptype, ref = self.page(pfn)
+        if ref != 0 or ptype >> 24 == self.PGTY_BUDDY:
+            return False
+        return self._linked(pfn, nxt, prv)
 
     def in_pcp_block(self, pfn):
         """PFN is a later page of a block on a per-cpu free list.  Only the
@@ -764,15 +769,9 @@ class KernelView:
             flags, nxt, prv, private, ptype, ref = self.page(head)
             if ref or flags or ptype != 0xffffffff or private != order:
                 continue
-            me = self._page_va(head) + self.LRU
-            if nxt == me:   # list_del_init()ed: in no list
-                continue
-            try:    # a list_del()ed page's links are poison, not mapped
-                if (self._u64(self.virt_to_phys(nxt + 8)) == me and
-                        self._u64(self.virt_to_phys(prv)) == me):
-                    return True
-            except KeyError:
-                continue
+            # not list_del_init()ed (linked to itself: in no list)
+            if nxt != self._page_va(head) + self.LRU and self._linked(head, nxt, prv):
+                return True
         return False
 
     def free_kind(self, pfn):
