@@ -18,6 +18,9 @@ LINUX_TARBALL=/usr/src/linux-source-6.12.tar.xz
 # The stock QEMU used for baselines and by kunit.py.
 QEMU_DEB_VERSION=1:10.0.2+ds-2+deb13u1~bpo12+1
 
+# PostgreSQL of the Debian guest (scripts/guest-image.sh), bookworm-security.
+PG_DEB_VERSION=15.20-0+deb12u1
+
 # The assembled kernel tree, the pristine base checked out beside it (for
 # comparisons with an unpatched kernel) and the build directories.
 LINUX_TREE=$FPB_CACHE/linux

@@ -38,6 +38,8 @@ tools=(
 	# the shared-ram migration's disk image (mkfs.ext2) and hugetlbfs
 	# mount check (mountpoint), tests/e2e
 	e2fsprogs util-linux
+	# the Debian guest's root file system (make guest-image, tests/e2e)
+	mmdebstrap
 	# QEMU (scripts/qemu.sh) and its filter tests and fuzzer (tests/qemu)
 	libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev ninja-build pkgconf
 	python3-venv clang libclang-rt-14-dev

@@ -27,6 +27,12 @@ distro=$FPB_CACHE/build/distro
 if [ -f "$distro/arch/x86/boot/bzImage" ] && [ -f "$distro/System.map" ]; then
 	copy_kernel "$distro" "$out/kernel-distro"
 fi
+# The peer kernel (configs/peer.config) boots the Debian guest (postgres
+# scenario, make guest-image).
+peer=$FPB_CACHE/build/peer
+if [ -f "$peer/arch/x86/boot/bzImage" ] && [ -f "$peer/System.map" ]; then
+	copy_kernel "$peer" "$out/kernel-peer"
+fi
 for w in freed churn verify memhold kexec-boot; do
 	src=$here/workloads/$w.c bin=$out/bin/$w
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/workloads/wl.h" -nt "$bin" ]; then

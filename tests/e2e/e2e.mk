@@ -7,18 +7,27 @@
 #   make bench-granule  the default mode at granule orders 0, 3 and 9, five workloads
 #                  -> bench/results/granule.md
 #   make demo      a churn migration without and with the bitmap, and what it saved
+#   make guest-image  the Debian guest with PostgreSQL (scripts/guest-image.sh)
+#   make bench-real  that guest under pgbench: none / hinting / reporting / ours,
+#                  2 and 4 GiB, 3 repeats -> bench/results/real-guest.{md,png}
 # Every run needs the guest kernel and, for the bitmap, the patched QEMU.
 
 E2E_QEMU := $(if $(wildcard qemu/qemu.mk),qemu)
 
-.PHONY: test-e2e soak test-distro bench bench-postcopy bench-granule demo
+.PHONY: test-e2e soak test-distro bench bench-postcopy bench-granule bench-real demo guest-image
 
-test-e2e: kernel $(E2E_QEMU)
+# the postgres scenario boots it with the peer kernel (configs/peer.config
+# has what PostgreSQL needs)
+guest-image: setup kernel-peer
+	@scripts/guest-image.sh
+
+test-e2e: kernel $(E2E_QEMU) guest-image
 	@tests/e2e/run.sh test
 
-# not in make check: 20 oracle-checked hops (FPB_SOAK_HOPS), ~10 min
-soak: kernel $(E2E_QEMU)
-	@tests/e2e/run.sh test soak
+# not in make check: 20 oracle-checked hops (FPB_SOAK_HOPS), ~10 min, and
+# six of the Debian guest running PostgreSQL
+soak: kernel $(E2E_QEMU) guest-image
+	@tests/e2e/run.sh test soak postgres-soak
 
 # not in make check: a migration of Debian's configuration (kernel-distro)
 test-distro: kernel kernel-distro $(E2E_QEMU)
@@ -33,6 +42,9 @@ bench-postcopy: kernel $(E2E_QEMU)
 
 bench-granule: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh granule
+
+bench-real: kernel $(E2E_QEMU) guest-image
+	@tests/e2e/run.sh bench-real
 
 demo: kernel $(E2E_QEMU)
 	@tests/e2e/run.sh demo

@@ -26,6 +26,7 @@ import traceback
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qmp import QMP  # noqa: E402
+import debian_guest  # noqa: E402
 from harness import (BZIMAGE, CACHE, DISTRO_BZIMAGE, DISTRO_SYSMAP, INITRD,  # noqa: E402
                      MIB, SYSMAP, STOCK_QEMU, Failure, Guest, Migration, cpu_lock,
                      feature_missing, oracle, oracle_verdict, patched_qemu, rate, rm_rf,
@@ -67,6 +68,7 @@ class Scenario:
     downtime_ms = 300
     min_syncs = 3          # syncs before the bandwidth is raised
     hop_timeout = 300      # s from migrate to completed
+    check_timeout = 120    # s for the workloads' check on the destination
     dst_paused = True      # needed by the oracle
     run_oracle = True
     # Every page the kernel allocates is written (zeroed) at once, so that a
@@ -1035,6 +1037,111 @@ class Soak(Scenario):
             f"{sum(h['transferred'] for h in hops) / MIB:.0f} MiB sent")
 
 
+class Postgres(Scenario):
+    """A Debian 12 userspace with PostgreSQL 15 (debian_guest.py), judged
+    by PostgreSQL's own checks: pgbench's balances, pg_amcheck and
+    pg_checksums (guest/debian/pg.sh) on each destination, while pgbench
+    runs through every hop."""
+    name = "postgres"
+    desc = ("Debian 12, PostgreSQL 15 under pgbench, two hops (there and back): pgbench's "
+            "balances, pg_amcheck --heapallindexed, pg_checksums, server log, oracle each hop")
+    mem = "1G"
+    ram = 1024 * MIB
+    kernel, sysmap = debian_guest.KERNEL, debian_guest.SYSMAP
+    initrd = None
+    append = debian_guest.APPEND
+    hops = 2
+    min_syncs = 2
+    workloads = (debian_guest.PGLOAD,)
+    check_timeout = debian_guest.CHECK_TIMEOUT
+
+    def missing(self):
+        return debian_guest.missing()
+
+    def start_helpers(self, workdir):
+        self.extra = debian_guest.disk_args(workdir)
+
+    def before(self, src):
+        failed = re.search(r"fpb-pg: FAIL.*", src.text())
+        if failed:
+            raise Failure(f"{src.name}: {failed.group(0)}")
+        # the database in the page cache, as on a server that has run a while
+        src.sh("cat /var/lib/fpb-pg/base/*/* > /dev/null", timeout=120)
+
+    def after_destination(self, src, dst):
+        self.notes.append(f"{dst.name}: " + "; ".join(
+            re.findall(r"fpb-pg: check (.*)", dst.text())[-4:]))
+        guest_verify(dst, f"on {dst.name} after PostgreSQL's checks")
+
+
+class PostgresSoak(Postgres):
+    name = "postgres-soak"
+    desc = ("Debian 12, PostgreSQL 15 under pgbench, 2 GiB, six hops: PostgreSQL's checks "
+            "and the oracle on each")
+    mem = "2G"
+    ram = 2048 * MIB
+    hops = 6
+
+
+class PostgresCatches(Postgres):
+    name = "postgres-catches"
+    desc = ("positive control: QEMU also drops every 64th dirty page in use (a test switch); "
+            "the oracle, and something on the destination, must notice")
+    hops = 1
+    must_fail_with = "; and on the destination: "
+
+    def start_helpers(self, workdir):
+        super().start_helpers(workdir)
+        self.extra += ("-global", "virtio-balloon-device.x-free-page-bitmap-test-drop-in-use=64")
+
+
+class PostgresChecksFail(Scenario):
+    """The postgres scenario's checks (pg_check in guest/debian/pg.sh) pass
+    on the provisioned database and fail on each kind of damage a lost
+    page could do to it; no migration."""
+    name = "postgres-checks-fail"
+    desc = ("positive controls of the postgres scenario's checks: a transaction lost, a "
+            "history row without its balances, a corrupt heap page on disk, each caught")
+    # (what, commands after ". /e2e/pg.sh", what pg_check must say; None: pass)
+    cases = (
+        ("the provisioned database", "COMMITTED=0 pg_check", None),
+        ("a committed transaction missing", "COMMITTED=1 pg_check",
+         r"history rows 0 for 1 committed"),
+        ("a history row without its balances",
+         "psql_q 'INSERT INTO pgbench_history VALUES (1, 1, 1, 5, now())' && "
+         "COMMITTED=1 pg_check", r"history deltas 0 0 0 5;"),
+        ("a heap page of pgbench_accounts overwritten on disk",
+         "psql_q 'DELETE FROM pgbench_history' && "
+         "f=$PG_DATA/$(psql_q \"SELECT pg_relation_filepath('pgbench_accounts')\") && "
+         "pg_stop && dd if=/dev/urandom of=$f bs=8192 seek=100 count=1 conv=notrunc 2>/dev/null && "
+         "echo 3 > /proc/sys/vm/drop_caches && pg_start && COMMITTED=0 pg_check",
+         r"invalid page in block 100 of relation"),
+    )
+
+    def missing(self):
+        return debian_guest.missing()
+
+    def run(self, workdir):
+        g = Guest(workdir, "g0", qemu=self.qemu(), mode=self.mode, mem="1G",
+                  kernel=debian_guest.KERNEL, initrd=None, append=debian_guest.APPEND,
+                  extra=debian_guest.disk_args(workdir))
+        notes = []
+        try:
+            g.start()
+            g.wait_ready()
+            for what, cmd, want in self.cases:
+                rc, out = g.sh(". /e2e/pg.sh; " + cmd, timeout=300, check=False)
+                if want is None and rc:
+                    raise Failure(f"{what}: pg_check failed: {out}")
+                if want and (not rc or not re.search(want, out)):
+                    raise Failure(f"{what}: pg_check did not say '{want}' (rc {rc}): {out}")
+                notes.append(f"{what}: " + (next(line for line in out.splitlines()
+                                                 if re.search(want, line)) if want else "passes"))
+            return notes
+        finally:
+            g.close()
+
+
 class OracleCatches(Scenario):
     name = "oracle-catches"
     desc = ("positive control: QEMU also drops every 16th dirty page in use (a test switch); "
@@ -1302,7 +1409,7 @@ SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot,
              NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
              PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, StressNg,
              InitOnFree, HostileGuest,
-             SharedRam, HugeRam, OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmRetry,
+             SharedRam, Postgres, PostgresChecksFail, HugeRam, OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmRetry,
              KvmPingPong, KvmGranule, KvmMultifd]
 
 
@@ -1409,7 +1516,7 @@ def run_scenario(sc, workdir, verbose=False):
             if sc.dst_paused:
                 dst.qmp.cmd("cont")
             try:
-                dst.check_workloads(names)
+                dst.check_workloads(names, sc.check_timeout)
                 sc.after_destination(src, dst)
             except Failure as e:
                 if bad:
@@ -1459,8 +1566,9 @@ class Distro(Scenario):
         return None
 
 
-# Not in make check: make soak runs Soak, make test-distro Distro
-ON_DEMAND = [Soak, Distro]
+# Not in make check: make soak runs Soak and PostgresSoak, make test-distro
+# Distro; PostgresCatches is run by hand (what PostgreSQL notices)
+ON_DEMAND = [Soak, PostgresSoak, PostgresCatches, Distro]
 
 
 def cmd_test(names):

@@ -33,6 +33,8 @@ SYSMAP = os.path.join(CACHE, "e2e/kernel/System.map")
 DISTRO_BZIMAGE = os.path.join(CACHE, "e2e/kernel-distro/bzImage")
 DISTRO_SYSMAP = os.path.join(CACHE, "e2e/kernel-distro/System.map")
 INITRD = os.path.join(CACHE, "e2e/initramfs.cpio.gz")
+PEER_BZIMAGE = os.path.join(CACHE, "e2e/kernel-peer/bzImage")
+PEER_SYSMAP = os.path.join(CACHE, "e2e/kernel-peer/System.map")
 CPU_LOCK = "/var/lock/fpb-cpu.lock"
 
 
@@ -141,13 +143,15 @@ class Guest:
                      "-accel", "tcg", "-M", "q35", "-cpu", "max", "-smp", str(smp),
                      "-m", mem, "-nodefaults", "-display", "none", "-vga", "none",
                      "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
-                     "-kernel", kernel, "-initrd", initrd,
+                     "-kernel", kernel,
                      "-append", f"console=ttyS0 panic=0 oops=panic panic_on_warn=1 fpb.run=e2e {append}".strip(),
                      "-chardev", f"file,id=con0,path={self.console}", "-serial", "chardev:con0",
                      "-chardev", f"socket,id=cmd0,path={self.cmd_path},server=on,wait=off",
                      "-serial", "chardev:cmd0",
                      "-chardev", f"socket,id=qmp0,path={self.qmp_path},server=on,wait=off",
                      "-mon", "chardev=qmp0,mode=control"]
+        if initrd:
+            self.argv += ["-initrd", initrd]
         self.argv += balloon_args(mode) + list(extra)
         if incoming:
             self.argv += ["-incoming", "defer"]
@@ -306,9 +310,15 @@ class Guest:
     def check_workloads(self, names, timeout=120):
         """Ask the workloads for a full check; every process of each must
         say PASS (a scenario may run two of one workload)."""
+        if not names:
+            return
         start = self.offset()
-        procs = {n: len(self.sh(f"pidof {n}", check=False)[1].split()) or 1 for n in names}
-        self.sh("kill -USR1 " + " ".join(f"$(pidof {n})" for n in names))
+        # a script (the Debian guest's pgload) says which process it is:
+        # its pipelines' subshells carry its name too
+        pids = {n: self.sh(f"cat /run/{n}.pid 2>/dev/null || pidof {n}", check=False)[1].split()
+                for n in names}
+        procs = {n: len(p) or 1 for n, p in pids.items()}
+        self.sh("kill -USR1 " + " ".join(" ".join(p) or n for n, p in pids.items()))
         deadline = time.monotonic() + scaled(timeout)
         for n, count in procs.items():
             while len(re.findall(rf"fpb-wl: {n} check PASS", self.text(start))) < count:
