@@ -37,3 +37,9 @@ def disk_args(workdir):
     subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", IMAGE, "-F", "raw", disk],
                    check=True)
     return ("-drive", f"file={disk},format=qcow2,if=virtio")
+
+
+def warm_cache(g):
+    """The database's files read into the page cache of guest G, as on a
+    server that has run a while."""
+    g.sh("cat /var/lib/fpb-pg/base/*/* > /dev/null", timeout=120)

@@ -1065,8 +1065,7 @@ class Postgres(Scenario):
         failed = re.search(r"fpb-pg: FAIL.*", src.text())
         if failed:
             raise Failure(f"{src.name}: {failed.group(0)}")
-        # the database in the page cache, as on a server that has run a while
-        src.sh("cat /var/lib/fpb-pg/base/*/* > /dev/null", timeout=120)
+        debian_guest.warm_cache(src)
 
     def after_destination(self, src, dst):
         self.notes.append(f"{dst.name}: " + "; ".join(
