@@ -1408,8 +1408,8 @@ SCENARIOS = [Ours, TwoZones, Baseline, PingPong, Never, Granule, Unbind, Reboot,
              NumaNode, EightNodes, SixtyFourNodes, Postcopy, PostcopyFreed, PostcopyAlloc,
              PostcopyUnwritten, PostcopyRecover, PostcopyOldDestination, Multifd, StressNg,
              InitOnFree, HostileGuest,
-             SharedRam, Postgres, PostgresChecksFail, HugeRam, OracleCatches, KvmBaseline, KvmOurs, KvmOursShift6, KvmRetry,
-             KvmPingPong, KvmGranule, KvmMultifd]
+             SharedRam, Postgres, PostgresChecksFail, HugeRam, OracleCatches, KvmBaseline,
+             KvmOurs, KvmOursShift6, KvmRetry, KvmPingPong, KvmGranule, KvmMultifd]
 
 
 class Skip(Exception):

@@ -7,9 +7,10 @@ pgbench, none / free page hinting / free page reporting / the bitmap
     real_bench.py [--repeats N] [--sizes 2G,4G] [--modes a,b]
 
 Per run: the Debian guest (debian_guest.py) of SIZE and 2 vCPUs boots,
-its database files are read into the page cache, pgbench runs (guest/debian/pgload: two clients) for BASE_S seconds (the
-TPS before), then it migrates at 128 MiB/s with a 300 ms downtime limit
-while pgbench goes on; on the destination PostgreSQL's checks must pass
+its database files are read into the page cache, pgbench runs
+(guest/debian/pgload: two clients) for BASE_S seconds (the TPS before),
+then it migrates at 128 MiB/s with a 300 ms downtime limit while
+pgbench goes on; on the destination PostgreSQL's checks must pass
 (pgbench's balances, pg_amcheck, pg_checksums, the server log).  What a
 user sees: MiB sent, total time, downtime, and pgbench's TPS during the
 migration over the TPS before.  Median [min-max] of N repeats into
