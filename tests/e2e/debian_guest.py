@@ -6,7 +6,7 @@ bench-real (real_bench.py)."""
 import os
 import subprocess
 
-from harness import CACHE, PEER_BZIMAGE, PEER_SYSMAP
+from harness import CACHE, MIB, PEER_BZIMAGE, PEER_SYSMAP
 
 IMAGE = os.path.join(CACHE, "guest-image/base.raw")
 QEMU_IMG = os.path.join(CACHE, "build/qemu/qemu-img")
@@ -43,3 +43,13 @@ def warm_cache(g):
     """The database's files read into the page cache of guest G, as on a
     server that has run a while."""
     g.sh("cat /var/lib/fpb-pg/base/*/* > /dev/null", timeout=120)
+
+
+def age(g, fraction):
+    """Write FRACTION of guest G's free memory to a file in tmpfs and delete
+    it: the memory a server that has run a while used and gave back (a
+    backup, a big sort) holds old data, not the zeroes of a fresh boot,
+    which every mode skips alike.  /tmp holds at most half the RAM."""
+    mib = int(g.meminfo()["MemFree"] * fraction) // MIB
+    g.sh(f"yes 0123456789abcdef | head -c {mib}M > /tmp/aged && rm /tmp/aged", timeout=300)
+    return mib
