@@ -35,7 +35,7 @@ NINJA_TARGETS=qemu-system-x86_64 \
 suite() {
 	local rc=0
 	(cd "$build" && QTEST_QEMU_BINARY=$2 PYTHON=/usr/bin/python3 \
-		flock "$FPB_CPU_LOCK" timeout "$(scaled 3600)" \
+		without_kvm flock "$FPB_CPU_LOCK" timeout "$(scaled 3600)" \
 		./tests/qtest/migration-test --tap -k --full 2>&1) |
 		while IFS= read -r line; do printf '%d %s\n' "$SECONDS" "$line"; done \
 		> "$out/$1.log" || rc=$?

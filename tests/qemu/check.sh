@@ -57,7 +57,7 @@ meson_test() {
 		tap 1 "meson test $t" "no $build/qemu-system-x86_64: run make qemu"
 		return
 	fi
-	(cd "$build" && flock "$LOCK" meson test --no-rebuild -q -t "$(scaled 4)" "$t") \
+	(cd "$build" && without_kvm flock "$LOCK" meson test --no-rebuild -q -t "$(scaled 4)" "$t") \
 		> "$out/meson-${t##*/}.log" 2>&1 || rc=$?
 	log=$build/meson-logs/testlog.txt
 	subs=$(grep -E '^(not )?ok [0-9]+ ' "$log" || true)
